@@ -1,0 +1,44 @@
+"""The public, torch-side API for plugin authors.
+
+Everything a plugin may import lives here or in ``ganzoo`` itself; if a plugin needs something that
+is not exported, the public API is missing a piece: add it here rather than reaching into a private
+module.
+"""
+
+from __future__ import annotations
+
+from . import hookimpl
+from .data.base import Batch, DataInfo, DataRequest, Dataset
+from .engine.context import Preview, Step, StepContext, set_requires_grad
+from .errors import GanzooError
+from .nn import init_weights
+from .specs import (
+    ArchitectureSpec,
+    DatasetSpec,
+    ExportSpec,
+    HParam,
+    LossSpec,
+    OptimizerSpec,
+    PenaltySpec,
+)
+
+__all__ = [
+    "hookimpl",
+    "ArchitectureSpec",
+    "Batch",
+    "DataInfo",
+    "DataRequest",
+    "Dataset",
+    "DatasetSpec",
+    "ExportSpec",
+    "GanzooError",
+    "HParam",
+    "LossSpec",
+    "OptimizerSpec",
+    "PenaltySpec",
+    "Preview",
+    "Step",
+    "StepContext",
+    "init_weights",
+    "set_requires_grad",
+]

@@ -1,0 +1,44 @@
+"""``ganzoo eval RUN_DIR``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command("eval")
+@click.argument("run_dir", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--device", default="cpu", show_default=True, help="Device to evaluate on.")
+@click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
+              help="Inception weights on disk, for real FID/KID on image runs (never downloaded).")
+def eval_cmd(run_dir, as_json, device, inception_weights):
+    """Evaluate a run: mode coverage on 2D data; classifier metrics on images.
+
+    \b
+    Examples:
+      ganzoo eval runs/vanilla-20261122-101500
+      ganzoo eval runs/vanilla-20261122-101500 --json
+    """
+    from ..engine.build import open_run
+    from ..engine.rundir import RunDir
+    from ..errors import GanzooError
+    from ..metrics.evaluate import evaluate_run
+
+    rd = RunDir(run_dir)
+    if not rd.path.exists():
+        raise GanzooError(f"run directory {run_dir} does not exist; pass the folder 'ganzoo train' printed")
+    parts, state = open_run(run_dir, device=device)
+    options = {"inception_weights": inception_weights} if inception_weights else {}
+    if parts.dataset.info.kind == "points" and inception_weights:
+        raise GanzooError("--inception-weights applies to image runs only")
+    result = {"run": str(rd.path), "arch": parts.spec.name, "data": parts.cfg["data"], "step": int(state["step"]),
+              **evaluate_run(parts, **options)}
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        if key == "per_mode":
+            value = " ".join(map(str, value))
+        click.echo(f"{key:<24} {value}")

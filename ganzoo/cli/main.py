@@ -1,0 +1,96 @@
+"""The ``ganzoo`` command. Sub-commands are imported lazily so ``ganzoo --help`` never imports torch."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from ..errors import GanzooError
+
+# name -> (module, attribute, one-line help shown by `ganzoo --help` without importing the module)
+COMMANDS = {
+    "list": ("ganzoo.cli.registry_cmds", "list_cmd", "List architectures, losses, penalties and data sets."),
+    "plugins": ("ganzoo.cli.registry_cmds", "plugins_cmd", "Show installed plugins, their hooks and load errors."),
+    "info": ("ganzoo.cli.registry_cmds", "info_cmd", "Describe one architecture: hyper-parameters, defaults, data."),
+    "train": ("ganzoo.cli.train", "train_cmd", "Train an architecture: ganzoo train ARCH [options]."),
+    "eval": ("ganzoo.cli.eval", "eval_cmd", "Evaluate a run directory (2D mode coverage, image metrics)."),
+    "sample": ("ganzoo.cli.sample", "sample_cmd", "Draw samples from a run directory or an exported .onnx file."),
+    "export": ("ganzoo.cli.export", "export_cmd", "Export a run's generator(s) to verified ONNX."),
+    "bench": ("ganzoo.cli.bench", "bench_cmd", "Benchmark PyTorch and ONNX Runtime inference."),
+}
+
+
+class UserError(click.ClickException):
+    """Shown as one line: 'ganzoo: error: ...'."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: D102
+        click.echo(f"ganzoo: error: {self.format_message()}", err=True)
+
+
+def run_guarded(fn, *args, **kwargs):
+    """Call ``fn`` turning user mistakes into one clear line instead of a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except GanzooError as exc:
+        raise UserError(str(exc)) from None
+    except KeyboardInterrupt:
+        raise UserError("interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)") from None
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:  # command not built into this version
+                return None
+            raise
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name and name not in COMMANDS and not name.startswith("-"):
+            from ..errors import did_you_mean
+
+            raise UserError(f"no command '{name}'{did_you_mean(name, COMMANDS)}; see 'ganzoo --help'")
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        return run_guarded(super().invoke, ctx)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ganzoo", prog_name="ganzoo")
+def cli() -> None:
+    """ganzoo: a plugin-based GAN zoo with ONNX export.
+
+    \b
+    Examples:
+      ganzoo list                      # everything the installed plugins provide
+      ganzoo info wgan                 # hyper-parameters and defaults of one architecture
+      ganzoo train vanilla             # vanilla GAN on the embedded ring of 8 Gaussians
+      ganzoo train vanilla --steps 500 --out runs/quick
+      ganzoo eval runs/quick --json    # mode coverage of that run
+    """
+
+
+def main() -> None:
+    cli.main(prog_name="ganzoo")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The data layer: in-memory data sets served as batches (see :mod:`ganzoo.data.base`)."""

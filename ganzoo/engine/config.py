@@ -1,0 +1,164 @@
+"""Resolving a run's configuration.
+
+Precedence, lowest first: engine defaults -> the architecture's defaults -> the loss's and the
+penalty's suggestions -> ``--config FILE.toml`` -> command-line options and ``--set key=value``.
+The resolved configuration is written to ``config.toml`` in the run directory and is itself a valid
+``--config`` file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import GanzooError, did_you_mean
+from ..registry import Registry
+from ..specs import ArchitectureSpec, HParam
+
+# key -> (type, default, help). ``None`` defaults are filled from the specs.
+FIELDS: dict[str, tuple[type, Any, str]] = {
+    "arch": (str, None, "architecture name"),
+    "loss": (str, None, "adversarial loss (default: the architecture's)"),
+    "penalty": (str, None, "discriminator penalty, 'none' for none (default: the architecture's)"),
+    "penalty_weight": (float, None, "penalty weight (default: the penalty's)"),
+    "data": (str, None, "data set NAME or FORMAT:PATH"),
+    "image_size": (int, 0, "image size in pixels (0: the data's native size)"),
+    "steps": (int, 2000, "total training steps (generator updates) of the run"),
+    "batch_size": (int, 64, "batch size"),
+    "n_critic": (int, None, "discriminator updates per generator update"),
+    "optimizer": (str, None, "adam or rmsprop"),
+    "lr_g": (float, None, "generator learning rate"),
+    "lr_d": (float, None, "discriminator learning rate"),
+    "beta1": (float, None, "Adam beta1"),
+    "beta2": (float, None, "Adam beta2"),
+    "seed": (int, 0, "random seed"),
+    "device": (str, "auto", "auto, cpu, cuda or cuda:N"),
+    "ema": (float, 0.0, "EMA decay of the generator weights (0: off)"),
+    "amp": (bool, False, "bfloat16 autocast on CUDA"),
+    "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run)"),
+    "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run)"),
+    "log_every": (int, 25, "log losses to metrics.jsonl every K steps"),
+    "eval_samples": (int, 2500, "samples drawn for end-of-run metrics"),
+}
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def _parse(key: str, typ: type, value: Any) -> Any:
+    probe = HParam(key if key.isidentifier() else "value", typ, None)
+    try:
+        return probe.parse(value)
+    except (ValueError, TypeError) as exc:
+        raise GanzooError(f"--set {key}: {exc}; {key} takes a {typ.__name__}") from None
+
+
+def valid_keys(arch: ArchitectureSpec) -> list[str]:
+    return sorted(set(FIELDS) | {h.name for h in arch.hparams})
+
+
+def parse_assignment(arch: ArchitectureSpec, text: str) -> tuple[str, str, Any]:
+    """``key=value`` -> (section, key, parsed value); section is "run" or "hparams"."""
+    if "=" not in text:
+        raise GanzooError(f"--set '{text}': expected key=value, e.g. --set lr_d=1e-4")
+    key, value = (s.strip() for s in text.split("=", 1))
+    return resolve_key(arch, key, value, source="--set")
+
+
+def resolve_key(arch: ArchitectureSpec, key: str, value: Any, source: str = "--set") -> tuple[str, str, Any]:
+    bare = key[len("hparams."):] if key.startswith("hparams.") else key
+    hp = arch.hparam(bare)
+    if hp is not None and (key.startswith("hparams.") or bare not in FIELDS):
+        try:
+            return "hparams", bare, hp.parse(value)
+        except (ValueError, TypeError) as exc:
+            raise GanzooError(f"{source} {bare}: {exc}; '{bare}' is a {hp.type.__name__}") from None
+    if key in FIELDS:
+        return "run", key, _parse(key, FIELDS[key][0], value)
+    keys = valid_keys(arch)
+    raise GanzooError(
+        f"{source}: unknown key '{key}'{did_you_mean(key, keys)} for '{arch.name}'; "
+        f"valid keys: {', '.join(keys)}"
+    )
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise GanzooError(f"config file {p} does not exist; pass an existing TOML file to --config")
+    try:
+        return tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GanzooError(f"config file {p} is not valid TOML: {exc}") from None
+
+
+def flatten_user(arch: ArchitectureSpec, file_cfg: Mapping[str, Any], cli: Mapping[str, Any]) -> tuple[dict, dict]:
+    """Merge a config file and CLI values into (run, hparams) dicts of user choices, type-checked."""
+    run: dict[str, Any] = {}
+    hps: dict[str, Any] = {}
+    for source, mapping in (("--config", file_cfg), ("option", cli)):
+        for key, value in mapping.items():
+            if value is None:
+                continue
+            if key == "hparams" and isinstance(value, Mapping):
+                for k, v in value.items():
+                    _, k2, parsed = resolve_key(arch, "hparams." + k, v, source)
+                    hps[k2] = parsed
+                continue
+            if key in ("ganzoo_version", "plugin", "created"):
+                continue
+            section, k2, parsed = resolve_key(arch, key, value, source)
+            (hps if section == "hparams" else run)[k2] = parsed
+    return run, hps
+
+
+def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], hps: Mapping[str, Any]) -> dict[str, Any]:
+    """The complete configuration of a run, validated."""
+    cfg: dict[str, Any] = {k: v[1] for k, v in FIELDS.items()}
+    cfg.update(arch.defaults)
+    cfg["arch"] = arch.name
+    cfg["data"] = run.get("data") or arch.defaults.get("data") or arch.default_data
+    cfg["loss"] = run.get("loss") or arch.default_loss
+    pen = run.get("penalty", arch.default_penalty)
+    cfg["penalty"] = "none" if pen in (None, "", "none") else pen
+
+    loss = registry.get("loss", cfg["loss"])
+    penalty = None if cfg["penalty"] == "none" else registry.get("penalty", cfg["penalty"])
+    for name in (cfg["loss"], cfg["penalty"]):
+        if name in arch.incompatible:
+            raise GanzooError(f"'{arch.name}' cannot train with '{name}': {arch.incompatible[name]}")
+
+    g, d = arch.optimizers["G"], arch.optimizers["D"]
+    cfg.update(optimizer=g.name, lr_g=g.lr, lr_d=d.lr, beta1=g.betas[0], beta2=g.betas[1], n_critic=arch.n_critic)
+    cfg["penalty_weight"] = penalty.weight if penalty else 0.0
+    for suggested in (loss.suggested, penalty.suggested if penalty else {}):
+        for key, value in suggested.items():
+            if key == "betas":
+                cfg["beta1"], cfg["beta2"] = value
+            elif key == "lr":
+                cfg["lr_g"] = cfg["lr_d"] = value
+            elif key in FIELDS:
+                cfg[key] = value
+    cfg.update({k: v for k, v in run.items() if v is not None})
+
+    hp = {h.name: h.default for h in arch.hparams}
+    hp.update(hps)
+    cfg["hparams"] = hp
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: Mapping[str, Any]) -> None:
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            raise GanzooError(msg)
+
+    need(cfg["steps"] >= 1, f"--steps must be a positive number of steps, got {cfg['steps']}")
+    need(cfg["batch_size"] >= 1, f"--batch-size must be at least 1, got {cfg['batch_size']}")
+    need(cfg["n_critic"] >= 1, f"n_critic must be at least 1, got {cfg['n_critic']}")
+    need(cfg["lr_g"] > 0 and cfg["lr_d"] > 0, "learning rates must be positive")
+    need(cfg["optimizer"] in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{cfg['optimizer']}'")
+    need(0.0 <= cfg["ema"] < 1.0, f"ema must be in [0, 1), got {cfg['ema']}")
+    need(cfg["image_size"] >= 0, f"--image-size must be positive, got {cfg['image_size']}")
+    need(cfg["eval_samples"] >= 1, "eval_samples must be positive")
+    dev = cfg["device"]
+    need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), f"--device must be auto, cpu, cuda or cuda:N, got '{dev}'")

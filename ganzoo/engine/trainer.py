@@ -1,0 +1,296 @@
+"""The one training loop every architecture shares.
+
+Per step: ``n_critic`` discriminator updates, then one generator update; zero-grad, backward,
+optimiser step, ``requires_grad`` off for the group not being updated. The trainer owns seeding,
+device, EMA, checkpoints, sample grids, progress, logging and callbacks. It knows no architecture
+by name: everything architecture-specific comes from the spec and its :class:`Step`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from typing import Any, Iterable, Mapping
+
+import torch
+
+from .. import __version__
+from ..errors import GanzooError
+from .build import RunParts, build_run, load_weights
+from .checkpoint import load_checkpoint, save_checkpoint
+from .context import set_requires_grad
+from .dist import is_main
+from .plots import save_image_grid, save_loss_curve, save_scatter
+from .rundir import RunDir
+
+
+class Callback:
+    """Hooks into the loop; override what you need. ``logs`` holds averaged losses on log steps."""
+
+    def on_train_start(self, trainer: "Trainer") -> None: ...
+    def on_step_end(self, trainer: "Trainer", step: int, logs: Mapping[str, float] | None) -> None: ...
+    def on_checkpoint(self, trainer: "Trainer", step: int) -> None: ...
+    def on_train_end(self, trainer: "Trainer", results: Mapping[str, Any]) -> None: ...
+
+
+class Sampler:
+    """Epoch-wise shuffling with its own generator; its state is checkpointed for exact resume."""
+
+    def __init__(self, n: int, seed: int):
+        self.n = n
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(n, generator=self.gen)
+        self.pos = 0
+
+    def next(self, k: int) -> torch.Tensor:
+        out = []
+        while k > 0:
+            if self.pos >= self.n:
+                self.perm = torch.randperm(self.n, generator=self.gen)
+                self.pos = 0
+            take = min(k, self.n - self.pos)
+            out.append(self.perm[self.pos : self.pos + take])
+            self.pos += take
+            k -= take
+        return torch.cat(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state(), "perm": self.perm, "pos": self.pos}
+
+    def load_state_dict(self, s: Mapping[str, Any]) -> None:
+        self.gen.set_state(s["gen"])
+        self.perm = s["perm"]
+        self.pos = int(s["pos"])
+
+
+def _every(value: int, steps: int, parts: int) -> int:
+    return value if value > 0 else max(1, steps // parts)
+
+
+class Trainer:
+    def __init__(self, cfg: Mapping[str, Any], run_dir: RunDir, callbacks: Iterable[Callback] = (),
+                 quiet: bool = False, parts: RunParts | None = None):
+        self.cfg = dict(cfg)
+        self.rd = run_dir
+        self.callbacks = list(callbacks)
+        self.quiet = quiet
+        self.p = parts or build_run(self.cfg)
+        self.start_step = 0
+        seed = int(self.cfg.get("seed", 0))
+        self.sampler = Sampler(len(self.p.dataset), seed + 2)
+        self.sampler_b = Sampler(self.p.dataset.len_b, seed + 3) if self.p.dataset.len_b else None
+        self.opt = {g: self._optimizer(g) for g in ("G", "D")}
+        self.base_lr = {g: [pg["lr"] for pg in self.opt[g].param_groups] for g in ("G", "D")}
+        self.fixed = self.p.step.fixed_inputs(self.p.ctx, self.p.dataset, 64, seed + 4)
+        self.results: dict[str, Any] = {}
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _optimizer(self, group: str) -> torch.optim.Optimizer:
+        params = [p for n in self.p.spec.groups[group] for p in self.p.nets[n].parameters()]
+        lr = float(self.cfg["lr_g" if group == "G" else "lr_d"])
+        if self.cfg["optimizer"] == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, betas=(float(self.cfg["beta1"]), float(self.cfg["beta2"])))
+
+    def resume(self) -> None:
+        """Load the run directory's checkpoint: weights, optimisers, RNG states, data position."""
+        state = load_checkpoint(self.rd.checkpoint_path)
+        load_weights(self.p, state)
+        try:
+            for g in ("G", "D"):
+                self.opt[g].load_state_dict(state["optim"][g])
+            rng = state["rng"]
+            torch.set_rng_state(rng["torch"])
+            if rng.get("cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+            if self.p.device.type == rng.get("noise_device", "cpu"):
+                self.p.ctx.generator.set_state(rng["noise"])
+            self.sampler.load_state_dict(rng["sampler"])
+            if self.sampler_b is not None:
+                self.sampler_b.load_state_dict(rng["sampler_b"])
+            self.p.step.load_state_dict(state.get("step_state", {}))
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise GanzooError(f"checkpoint {self.rd.checkpoint_path} is incomplete ({exc}); start a new run") from None
+        self.start_step = int(state["step"])
+
+    def state_dict(self, step: int) -> dict[str, Any]:
+        p = self.p
+        return {
+            "ganzoo_version": __version__,
+            "arch": p.spec.name,
+            "step": step,
+            "nets": {k: v.state_dict() for k, v in p.nets.items()},
+            "ema": {k: v.state_dict() for k, v in p.ema.items()},
+            "optim": {g: o.state_dict() for g, o in self.opt.items()},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if p.device.type == "cuda" else [],
+                "noise": p.ctx.generator.get_state(),
+                "noise_device": p.device.type,
+                "sampler": self.sampler.state_dict(),
+                "sampler_b": self.sampler_b.state_dict() if self.sampler_b else {},
+            },
+            "step_state": p.step.state_dict(),
+        }
+
+    # -- pieces of the loop ---------------------------------------------------------------------
+    def next_batch(self):
+        idx = self.sampler.next(int(self.cfg["batch_size"]))
+        idx_b = self.sampler_b.next(int(self.cfg["batch_size"])) if self.sampler_b else None
+        return self.p.dataset.get(idx, idx_b).to(self.p.device)
+
+    def _autocast(self):
+        if self.cfg.get("amp") and self.p.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _set_lr(self, step: int) -> None:
+        f = self.p.spec.lr_factor
+        if f is None:
+            return
+        factor = float(f(step, int(self.cfg["steps"])))
+        for g in ("G", "D"):
+            for pg, base in zip(self.opt[g].param_groups, self.base_lr[g]):
+                pg["lr"] = base * factor
+
+    @torch.no_grad()
+    def _ema_update(self) -> None:
+        decay = float(self.cfg["ema"])
+        for name, ema in self.p.ema.items():
+            net = self.p.nets[name]
+            for pe, pn in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(pn.detach(), 1.0 - decay)
+            for be, bn in zip(ema.buffers(), net.buffers()):
+                be.copy_(bn)
+
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        p, ctx = self.p, self.p.ctx
+        ctx.step = step
+        self._set_lr(step)
+        g_names, d_names = p.spec.groups["G"], p.spec.groups["D"]
+        logs: dict[str, torch.Tensor] = {}
+        set_requires_grad(p.nets, g_names, False)
+        set_requires_grad(p.nets, d_names, True)
+        for _ in range(int(self.cfg["n_critic"])):
+            batch = self.next_batch()
+            self.opt["D"].zero_grad(set_to_none=True)
+            with self._autocast():
+                out = p.step.d_step(ctx, batch)
+            out["loss"].backward()
+            self.opt["D"].step()
+            p.step.after_d_update(ctx)
+        logs.update({f"d_{k}": v.detach() for k, v in out.items()})
+        set_requires_grad(p.nets, g_names, True)
+        set_requires_grad(p.nets, d_names, False)
+        self.opt["G"].zero_grad(set_to_none=True)
+        with self._autocast():
+            out = p.step.g_step(ctx, batch)
+        out["loss"].backward()
+        self.opt["G"].step()
+        set_requires_grad(p.nets, d_names, True)
+        logs.update({f"g_{k}": v.detach() for k, v in out.items()})
+        if p.ema:
+            self._ema_update()
+        return logs
+
+    @torch.no_grad()
+    def write_samples(self, step: int) -> None:
+        if not is_main():
+            return
+        p = self.p
+        nets = p.sample_nets()
+        modes = {n: m.training for n, m in nets.items()}
+        for m in nets.values():
+            m.eval()
+        try:
+            pv = p.step.preview(p.ctx, self.fixed, nets=nets)
+        finally:
+            for n, m in nets.items():
+                m.train(modes[n])
+        path = self.rd.sample_path(step)
+        if pv.points is not None:
+            real = p.dataset.all_real(2000)
+            save_scatter(pv.points, real, path, title=f"{p.spec.name} on {p.dataset.info.name}, step {step}")
+        elif pv.images is not None:
+            save_image_grid(pv.images, path, nrow=pv.nrow)
+
+    def checkpoint(self, step: int) -> None:
+        if is_main():
+            save_checkpoint(self.rd.checkpoint_path, self.state_dict(step))
+        for cb in self.callbacks:
+            cb.on_checkpoint(self, step)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        total = int(cfg["steps"])
+        if self.start_step >= total:
+            raise GanzooError(
+                f"the run in {self.rd.path} is already at step {self.start_step}; pass --steps larger than that to continue"
+            )
+        if is_main():
+            self.rd.create()
+            self.rd.write_config(cfg)
+            self.rd.truncate_metrics_after(self.start_step)
+        sample_every = _every(int(cfg["sample_every"]), total, 10)
+        ckpt_every = _every(int(cfg["checkpoint_every"]), total, 4)
+        log_every = max(1, int(cfg["log_every"]))
+        for net in self.p.nets.values():
+            net.train()
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        if self.start_step == 0:
+            self.write_samples(0)
+        bar = tqdm(total=total, initial=self.start_step, desc=f"{self.p.spec.name}", unit="step",
+                   disable=self.quiet or not sys.stderr.isatty() or not is_main(), file=sys.stderr, dynamic_ncols=True)
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
+        t0 = time.perf_counter()
+        try:
+            for step in range(self.start_step + 1, total + 1):
+                out = self.train_step(step)
+                for k, v in out.items():
+                    sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
+                count += 1
+                logs = None
+                if step % log_every == 0 or step == total:
+                    logs = {k: round(float(v) / count, 6) for k, v in sums.items()}
+                    bad = [k for k, v in logs.items() if v != v or abs(v) == float("inf")]
+                    if bad:
+                        raise GanzooError(
+                            f"training diverged at step {step}: {', '.join(bad)} is not finite; "
+                            "lower the learning rate (--lr) or try another --loss"
+                        )
+                    sums, count = {}, 0
+                    if is_main():
+                        self.rd.append_metrics({"step": step, **logs})
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("d_loss", "g_loss")})
+                bar.update(1)
+                if step % sample_every == 0 or step == total:
+                    self.write_samples(step)
+                if step % ckpt_every == 0 or step == total:
+                    self.checkpoint(step)
+                for cb in self.callbacks:
+                    cb.on_step_end(self, step, logs)
+        finally:
+            bar.close()
+        self.results["seconds"] = round(time.perf_counter() - t0, 2)
+        self.results["steps"] = total
+        if is_main():
+            save_loss_curve(self.rd.read_metrics(), self.rd.path / "loss_curve.png", title=f"{self.p.spec.name} on {self.p.dataset.info.name}")
+            self.results.update(self.evaluate())
+        for cb in self.callbacks:
+            cb.on_train_end(self, self.results)
+        return self.results
+
+    def evaluate(self) -> dict[str, Any]:
+        """End-of-run metrics that are cheap enough to always compute (2D data: mode coverage)."""
+        from ..metrics.evaluate import quick_metrics
+
+        record = quick_metrics(self.p)
+        if record:
+            self.rd.append_metrics({"step": int(self.cfg["steps"]), "eval": record})
+        return record

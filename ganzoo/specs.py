@@ -1,0 +1,187 @@
+"""Frozen spec dataclasses: what plugins hand to the registry.
+
+This module imports no torch, so the registry and ``ganzoo list`` stay light. Callables inside a
+spec (``build``, ``make_step``, ``d_loss`` ...) are only called by the engine, which imports torch.
+
+Data kinds (``DatasetSpec.kind`` and ``ArchitectureSpec.data_kinds``):
+
+* ``"points"``   -- 2D toy data, tensors ``[N, 2]``.
+* ``"image"``    -- images ``[N, C, H, W]`` in [-1, 1], optionally with int64 labels ``[N]``.
+* ``"unpaired"`` -- two image domains A and B (CycleGAN), each ``[N, C, H, W]`` in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+DATA_KINDS = ("points", "image", "unpaired")
+HPARAM_TYPES = (int, float, bool, str)
+
+
+@dataclass(frozen=True)
+class HParam:
+    """A typed hyper-parameter. It becomes a ``ganzoo train ARCH --NAME`` option and a ``--set`` key."""
+
+    name: str
+    type: type
+    default: Any
+    help: str = ""
+    choices: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"hyper-parameter name {self.name!r} must be a Python identifier")
+        if self.type not in HPARAM_TYPES:
+            raise ValueError(f"hyper-parameter {self.name!r}: type must be one of int, float, bool, str")
+
+    def parse(self, value: Any) -> Any:
+        """Convert ``value`` (a string from the CLI, or a TOML value) to this type or raise ValueError."""
+        if isinstance(value, str):
+            text = value.strip()
+            if self.type is bool:
+                low = text.lower()
+                if low in ("1", "true", "yes", "on"):
+                    out: Any = True
+                elif low in ("0", "false", "no", "off"):
+                    out = False
+                else:
+                    raise ValueError(f"expected true/false, got {value!r}")
+            elif self.type is int:
+                out = int(text)
+            elif self.type is float:
+                out = float(text)
+            else:
+                out = text
+        else:
+            if self.type is bool and not isinstance(value, bool):
+                raise ValueError(f"expected true/false, got {value!r}")
+            if self.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"expected an integer, got {value!r}")
+            if self.type is float and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"expected a number, got {value!r}")
+            if self.type is str and not isinstance(value, str):
+                raise ValueError(f"expected a string, got {value!r}")
+            out = self.type(value)
+        if self.choices and out not in self.choices:
+            raise ValueError(f"expected one of {', '.join(map(str, self.choices))}, got {value!r}")
+        return out
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """Optimiser settings for one group ("G" or "D"). ``name`` is "adam" or "rmsprop"."""
+
+    name: str = "adam"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """One network to export to ONNX, following the ONNX I/O contract in the docs.
+
+    ``inputs`` is ``("z",)``, ``("z", "labels")`` or ``("image",)`` and matches the network's
+    ``forward`` signature; ``output`` is ``"image"`` or ``"points"``.
+    """
+
+    network: str
+    inputs: tuple[str, ...] = ("z",)
+    output: str = "image"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """An architecture plugin.
+
+    ``build(info, hp)`` returns ``{name: nn.Module}`` given a :class:`ganzoo.api.DataInfo` and the
+    resolved hyper-parameters. ``make_step(hp)`` returns a :class:`ganzoo.api.Step` whose
+    ``d_step``/``g_step`` compute named loss tensors. ``groups`` maps the two optimiser groups the
+    engine knows, "G" and "D", to network names.
+    """
+
+    name: str
+    summary: str
+    build: Callable[..., Mapping[str, Any]]
+    make_step: Callable[..., Any]
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"G": ("G",), "D": ("D",)})
+    data_kinds: tuple[str, ...] = ("points", "image")
+    needs_labels: bool = False
+    default_data: str = "ring8"
+    default_loss: str = "ns"
+    default_penalty: str | None = None
+    n_critic: int = 1
+    optimizers: Mapping[str, OptimizerSpec] = field(
+        default_factory=lambda: {"G": OptimizerSpec(), "D": OptimizerSpec()}
+    )
+    hparams: tuple[HParam, ...] = ()
+    exports: tuple[ExportSpec, ...] = (ExportSpec("G"),)
+    # Losses/penalties this architecture refuses, each with the reason shown to the user.
+    incompatible: Mapping[str, str] = field(default_factory=dict)
+    # Optional learning-rate multiplier lr_factor(step, total_steps) -> float (e.g. linear decay).
+    lr_factor: Callable[[int, int], float] | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # train-config defaults (batch_size, steps, ...)
+    min_image_size: int = 1
+    paper: str = ""
+
+    def hparam(self, name: str) -> HParam | None:
+        for hp in self.hparams:
+            if hp.name == name:
+                return hp
+        return None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """An adversarial loss. ``d_loss(real_out, fake_out)`` and ``g_loss(fake_out)`` take raw
+    discriminator outputs (any shape; reduce with a mean) and return scalar tensors.
+
+    ``suggested`` lists optimiser hints applied over the architecture's defaults (keys: ``n_critic``,
+    ``betas``, ``lr``, ``optimizer``) unless the user sets them.
+    """
+
+    name: str
+    summary: str
+    d_loss: Callable[..., Any]
+    g_loss: Callable[..., Any]
+    suggested: Mapping[str, Any] = field(default_factory=dict)
+    paper: str = ""
+
+
+@dataclass(frozen=True)
+class PenaltySpec:
+    """A regulariser added to the discriminator loss. ``fn(critic, real, fake)`` returns a scalar
+    tensor; ``critic`` is a callable mapping a batch of inputs to discriminator outputs."""
+
+    name: str
+    summary: str
+    fn: Callable[..., Any]
+    weight: float = 10.0
+    suggested: Mapping[str, Any] = field(default_factory=dict)
+    paper: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A data set. Embedded sets have ``takes_path=False`` and are named ``--data NAME``; file formats
+    have ``takes_path=True`` and are named ``--data NAME:PATH``.
+
+    ``load(request)`` gets a :class:`ganzoo.api.DataRequest` and returns a :class:`ganzoo.api.Dataset`.
+    """
+
+    name: str
+    summary: str
+    kind: str
+    load: Callable[..., Any]
+    takes_path: bool = False
+    labelled: bool = False
+
+
+SPEC_TYPES = {
+    "architecture": ArchitectureSpec,
+    "loss": LossSpec,
+    "penalty": PenaltySpec,
+    "dataset": DatasetSpec,
+}
