@@ -99,6 +99,9 @@ class Step:
 
     generator_net = "G"
     uses_labels = False
+    # Image-to-image steps (CycleGAN) set this and implement translate(); metrics and sampling use it.
+    image_to_image = False
+    directions: dict[str, str] = {}  # e.g. {"AB": "G_AB", "BA": "G_BA"}: direction -> generator net
 
     def __init__(self, hp: Mapping[str, Any]):
         self.hp = dict(hp)
@@ -122,6 +125,14 @@ class Step:
         """Samples from latent codes (and labels), using ``nets`` (e.g. the EMA copies) if given."""
         g = (nets or ctx.nets)[self.generator_net]
         return g(z, labels) if self.uses_labels else g(z)
+
+    def translate(
+        self, ctx: StepContext, images: Tensor, direction: str = "AB", nets: Mapping[str, nn.Module] | None = None
+    ) -> Tensor:
+        """Image-to-image steps: translate ``images`` (in [-1, 1]) in ``direction`` ("AB" or "BA")."""
+        if not self.image_to_image:
+            raise NotImplementedError(f"{type(self).__name__} is not an image-to-image step")
+        return (nets or ctx.nets)[self.directions[direction]](images)
 
     def fixed_inputs(self, ctx: StepContext, dataset: Dataset, n: int, seed: int) -> dict[str, Tensor]:
         """Inputs kept fixed for the whole run so sample grids are comparable step to step."""
