@@ -125,6 +125,17 @@ class ArchitectureSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)  # train-config defaults (batch_size, steps, ...)
     min_image_size: int = 1
     paper: str = ""
+    # Named bundles of settings picked with ``--set variant=NAME``: keys as for ``--set`` (run keys such
+    # as "optimizer", "lr_d", "penalty", or hyper-parameter names). They sit above the loss's and the
+    # penalty's suggestions; the user's own options still win. E.g. WGAN's {"clip": {...}}.
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # hp -> True when the architecture's own step keeps its critic Lipschitz for these hyper-parameters
+    # (weight clipping in ``Step.after_d_update``, spectral norm ...), so a loss that needs a
+    # constraint (``LossSpec.needs_lipschitz``, e.g. wgan) may run without a penalty.
+    critic_constraint: Callable[[Mapping[str, Any]], bool] | None = None
+    # Settings (keys as for ``--set``) for the smallest sensible model: small widths, small images.
+    # The zoo test (tests/test_zoo.py) trains every architecture with them for a few steps.
+    tiny: Mapping[str, Any] = field(default_factory=dict)
 
     def hparam(self, name: str) -> HParam | None:
         for hp in self.hparams:
@@ -148,6 +159,9 @@ class LossSpec:
     g_loss: Callable[..., Any]
     suggested: Mapping[str, Any] = field(default_factory=dict)
     paper: str = ""
+    # True when the loss is unbounded without a Lipschitz critic (wgan): the run is refused unless a
+    # penalty with ``lipschitz=True`` or the architecture's ``critic_constraint`` provides one.
+    needs_lipschitz: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,6 +175,7 @@ class PenaltySpec:
     weight: float = 10.0
     suggested: Mapping[str, Any] = field(default_factory=dict)
     paper: str = ""
+    lipschitz: bool = False  # True when it keeps the critic (softly) 1-Lipschitz, as the gradient penalty does
 
 
 @dataclass(frozen=True)

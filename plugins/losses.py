@@ -58,9 +58,10 @@ def _grad_norm_sq(critic, x):
 
 def gradient_penalty(critic, real, fake, generator=None):
     """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake."""
-    n = real.shape[0]
+    n = min(real.shape[0], fake.shape[0])
+    real, fake = real[:n], fake[:n].to(real.dtype)
     eps = torch.rand(n, *([1] * (real.dim() - 1)), generator=generator, device=real.device, dtype=real.dtype)
-    x_hat = eps * real + (1 - eps) * fake[:n]
+    x_hat = eps * real + (1 - eps) * fake
     norm = (_grad_norm_sq(critic, x_hat) + 1e-12).sqrt()
     return (norm - 1).pow(2).mean()
 
@@ -83,7 +84,7 @@ def ganzoo_losses():
                  _hinge_d, _hinge_g, paper="Lim & Ye 2017, arXiv:1705.02894; Miyato et al. 2018"),
         LossSpec("wgan", "Wasserstein critic loss; pair with --penalty gp or weight clipping",
                  _wgan_d, _wgan_g, suggested={"n_critic": 5, "betas": (0.0, 0.9), "lr": 1e-4},
-                 paper="Arjovsky et al. 2017, arXiv:1701.07875"),
+                 paper="Arjovsky et al. 2017, arXiv:1701.07875", needs_lipschitz=True),
     ]
 
 
@@ -91,7 +92,7 @@ def ganzoo_losses():
 def ganzoo_penalties():
     return [
         PenaltySpec("gp", "gradient penalty (||grad D|| - 1)^2 on real/fake interpolates, weight 10",
-                    gradient_penalty, weight=10.0, suggested={"n_critic": 5, "betas": (0.0, 0.9)},
+                    gradient_penalty, weight=10.0, lipschitz=True,
                     paper="Gulrajani et al. 2017, arXiv:1704.00028"),
         PenaltySpec("r1", "R1 penalty 0.5 ||grad D(x_real)||^2, weight (gamma) 10",
                     r1_penalty, weight=10.0, paper="Mescheder et al. 2018, arXiv:1801.04406"),

@@ -1,7 +1,8 @@
 """Resolving a run's configuration.
 
 Precedence, lowest first: engine defaults -> the architecture's defaults -> the loss's and the
-penalty's suggestions -> ``--config FILE.toml`` -> command-line options and ``--set key=value``.
+penalty's suggestions -> the architecture's variant (``--set variant=NAME``) -> ``--config
+FILE.toml`` -> command-line options and ``--set key=value``.
 The resolved configuration is written to ``config.toml`` in the run directory and is itself a valid
 ``--config`` file.
 """
@@ -40,6 +41,7 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run)"),
     "log_every": (int, 25, "log losses to metrics.jsonl every K steps"),
     "eval_samples": (int, 2500, "samples drawn for end-of-run metrics"),
+    "variant": (str, "", "a named bundle of settings the architecture offers (see 'ganzoo info ARCH')"),
 }
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -111,21 +113,71 @@ def flatten_user(arch: ArchitectureSpec, file_cfg: Mapping[str, Any], cli: Mappi
     return run, hps
 
 
+def variant_settings(arch: ArchitectureSpec, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (run, hparams) settings of ``--set variant=NAME``; ({}, {}) for no variant."""
+    if not name:
+        return {}, {}
+    if name not in arch.variants:
+        offered = ", ".join(sorted(arch.variants)) or "none"
+        raise GanzooError(
+            f"--set variant={name}: '{arch.name}' has no variant '{name}'{did_you_mean(name, arch.variants)}; "
+            f"its variants: {offered}"
+        )
+    run: dict[str, Any] = {}
+    hps: dict[str, Any] = {}
+    for key, value in arch.variants[name].items():
+        section, k2, parsed = resolve_key(arch, key, value, source=f"variant '{name}' of '{arch.name}':")
+        (hps if section == "hparams" else run)[k2] = parsed
+    return run, hps
+
+
+def incompatibility(registry: Registry, arch: ArchitectureSpec, loss: str, penalty: str,
+                    hp: Mapping[str, Any] | None = None) -> str | None:
+    """Why ``arch`` cannot train with ``loss`` and ``penalty`` ("none" for none), or None when it can.
+
+    Rules: the architecture's own ``incompatible`` mapping (e.g. a BatchNorm critic refuses the
+    per-sample gradient penalty), and a loss that needs a Lipschitz critic (``wgan``) needs a penalty
+    that provides one (``gp``) or the architecture's own constraint (weight clipping) for ``hp``.
+    """
+    for name in (loss, penalty):
+        if name in arch.incompatible:
+            return f"'{arch.name}' cannot train with '{name}': {arch.incompatible[name]}"
+    loss_spec = registry.get("loss", loss)
+    pen_spec = None if penalty == "none" else registry.get("penalty", penalty)
+    if loss_spec.needs_lipschitz and not (pen_spec is not None and pen_spec.lipschitz):
+        if arch.critic_constraint is not None and arch.critic_constraint(dict(hp or {})):
+            return None
+        fixes = [f"--penalty {p.name}" for p in (e.spec for e in registry.entries("penalty")) if p.lipschitz]
+        if arch.critic_constraint is not None:
+            fixes += [f"--set variant={v}" for v in sorted(arch.variants)
+                      if arch.critic_constraint({**dict(hp or {}), **variant_settings(arch, v)[1]})]
+        with_pen = "no penalty" if penalty == "none" else f"--penalty {penalty}"
+        return (
+            f"loss '{loss}' needs a Lipschitz critic, which '{arch.name}' with {with_pen} does not have "
+            f"(the critic's scores grow without bound); use {' or '.join(fixes) or 'another --loss'}"
+        )
+    return None
+
+
 def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], hps: Mapping[str, Any]) -> dict[str, Any]:
     """The complete configuration of a run, validated."""
     cfg: dict[str, Any] = {k: v[1] for k, v in FIELDS.items()}
     cfg.update(arch.defaults)
     cfg["arch"] = arch.name
-    cfg["data"] = run.get("data") or arch.defaults.get("data") or arch.default_data
-    cfg["loss"] = run.get("loss") or arch.default_loss
-    pen = run.get("penalty", arch.default_penalty)
+    var_run, var_hps = variant_settings(arch, run.get("variant") or "")
+    cfg["data"] = run.get("data") or var_run.get("data") or arch.defaults.get("data") or arch.default_data
+    cfg["loss"] = run.get("loss") or var_run.get("loss") or arch.default_loss
+    pen = run["penalty"] if "penalty" in run else var_run.get("penalty", arch.default_penalty)
     cfg["penalty"] = "none" if pen in (None, "", "none") else pen
 
     loss = registry.get("loss", cfg["loss"])
     penalty = None if cfg["penalty"] == "none" else registry.get("penalty", cfg["penalty"])
-    for name in (cfg["loss"], cfg["penalty"]):
-        if name in arch.incompatible:
-            raise GanzooError(f"'{arch.name}' cannot train with '{name}': {arch.incompatible[name]}")
+    hp = {h.name: h.default for h in arch.hparams}
+    hp.update(var_hps)
+    hp.update(hps)
+    why = incompatibility(registry, arch, cfg["loss"], cfg["penalty"], hp)
+    if why:
+        raise GanzooError(why)
 
     g, d = arch.optimizers["G"], arch.optimizers["D"]
     cfg.update(optimizer=g.name, lr_g=g.lr, lr_d=d.lr, beta1=g.betas[0], beta2=g.betas[1], n_critic=arch.n_critic)
@@ -138,10 +190,8 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
                 cfg["lr_g"] = cfg["lr_d"] = value
             elif key in FIELDS:
                 cfg[key] = value
+    cfg.update({k: v for k, v in var_run.items() if k not in ("data", "loss", "penalty")})
     cfg.update({k: v for k, v in run.items() if v is not None})
-
-    hp = {h.name: h.default for h in arch.hparams}
-    hp.update(hps)
     cfg["hparams"] = hp
     _check(cfg)
     return cfg
