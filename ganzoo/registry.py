@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, unknown
+from .errors import GanzooError, PluginError, unknown
 from .specs import DATA_KINDS, SPEC_TYPES, ArchitectureSpec, DatasetSpec
 
 ENTRY_POINT_GROUP = "ganzoo"
@@ -85,26 +85,30 @@ class Registry:
             allow = [a.strip() for a in os.environ[ALLOW_ENV].split(",") if a.strip()]
         allowed = None if allow is None else set(allow)
         eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         for ep in eps:
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else ""
             if allowed is not None and ep.name not in allowed and dist_name not in allowed:
                 continue
-            if ep.name in seen:  # the same distribution visible twice on sys.path
+            if (dist_name, ep.name) in seen:  # the same distribution visible twice on sys.path
                 continue
-            seen.add(ep.name)
-            provider = Provider(ep.name, dist_name, dist.version if dist is not None else "")
+            seen.add((dist_name, ep.name))
+            # Entry-point names are per distribution: qualify one that another distribution took.
+            name = ep.name if ep.name not in self.plugins else f"{dist_name}:{ep.name}"
+            provider = Provider(name, dist_name, dist.version if dist is not None else "")
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not break the CLI
-                self._fail(PluginRecord(ep.name, provider), f"failed to import {ep.value}: {type(exc).__name__}: {exc}")
+                self._fail(PluginRecord(name, provider), f"failed to import {ep.value}: {type(exc).__name__}: {exc}")
                 continue
-            self.register(module, ep.name, provider)
+            self.register(module, name, provider)
 
     def register(self, obj: Any, name: str, provider: Provider | None = None) -> PluginRecord:
         """Register a plugin object (module or instance with hookimpls) and collect its specs."""
         provider = provider or Provider(name, "", "")
+        if name in self.plugins or self.pm.has_plugin(name):
+            raise ValueError(f"a plugin named {name!r} is already registered; unregister it first")
         record = PluginRecord(name, provider)
         try:
             self.pm.register(obj, name=name)
@@ -122,7 +126,11 @@ class Registry:
                     if impl.plugin is not obj:
                         continue
                     result = impl.function()
-                    for spec in list(result or []):
+                    if result is None:
+                        continue
+                    if isinstance(result, (str, bytes)) or not hasattr(result, "__iter__"):
+                        raise TypeError(f"{hook}() must return a list of specs, got {type(result).__name__}")
+                    for spec in list(result):
                         _validate(kind, spec)
                         collected.append(Entry(kind, spec, provider))
         except Exception as exc:
@@ -153,6 +161,7 @@ class Registry:
                 del table[key]
 
     def _fail(self, record: PluginRecord | None, message: str) -> None:
+        message = " ".join(message.split())  # one line, whatever the exception said
         if record is not None:
             record.error = message
             self.plugins[record.name] = record
@@ -201,7 +210,10 @@ class Registry:
             h = spec.hparam(key)
             if h is None:
                 raise unknown(f"hyper-parameter of '{name}'", key, hp)
-            hp[key] = h.parse(value)
+            try:
+                hp[key] = h.parse(value)
+            except (TypeError, ValueError) as exc:
+                raise GanzooError(f"hyper-parameter '{key}' of '{name}': {exc}; it is a {h.type.__name__}") from None
         return dict(spec.build(info, hp))
 
 

@@ -151,6 +151,10 @@ class LossSpec:
 
     ``suggested`` lists optimiser hints applied over the architecture's defaults (keys: ``n_critic``,
     ``betas``, ``lr``, ``optimizer``) unless the user sets them.
+
+    ``g_uses_real``: the generator loss also compares with the discriminator's outputs on real data
+    (relativistic losses), so it is called ``g_loss(fake_out, real_out)``. Steps that compute the
+    generator loss with ``ctx.generator_loss`` (or pass ``real_out`` to ``ctx.g_loss``) support it.
     """
 
     name: str
@@ -159,6 +163,7 @@ class LossSpec:
     g_loss: Callable[..., Any]
     suggested: Mapping[str, Any] = field(default_factory=dict)
     paper: str = ""
+    g_uses_real: bool = False
     # True when the loss is unbounded without a Lipschitz critic (wgan): the run is refused unless a
     # penalty with ``lipschitz=True`` or the architecture's ``critic_constraint`` provides one.
     needs_lipschitz: bool = False
@@ -176,6 +181,9 @@ class PenaltySpec:
     suggested: Mapping[str, Any] = field(default_factory=dict)
     paper: str = ""
     lipschitz: bool = False  # True when it keeps the critic (softly) 1-Lipschitz, as the gradient penalty does
+    # True when each sample's critic score must depend on that sample alone: a critic with BatchNorm
+    # (which mixes a batch) is then refused when the networks are built (gp: Gulrajani et al. 2017, §4).
+    per_sample: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ class VanillaStep(Step):
 
     def g_step(self, ctx, batch):
         fake = ctx.nets["G"](ctx.noise(batch.real.shape[0]))
-        return {"loss": ctx.g_loss(ctx.nets["D"](fake))}
+        return ctx.generator_loss(ctx.nets["D"], batch.real, fake)
 
 
 @hookimpl

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..data.base import Batch, DataInfo, Dataset
+from ..errors import GanzooError
 from ..specs import LossSpec, PenaltySpec
 
 Tensor = torch.Tensor
@@ -54,8 +55,25 @@ class StepContext:
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
         return self.loss.d_loss(real_out, fake_out)
 
-    def g_loss(self, fake_out: Tensor) -> Tensor:
-        return self.loss.g_loss(fake_out)
+    def g_loss(self, fake_out: Tensor, real_out: Tensor | None = None) -> Tensor:
+        """The generator loss; ``real_out`` (outputs on real data) is used by relativistic losses."""
+        if not self.loss.g_uses_real:
+            return self.loss.g_loss(fake_out)
+        if real_out is None:
+            raise GanzooError(
+                f"loss '{self.loss.name}' compares fake with real outputs in the generator step, which this "
+                "architecture's step does not provide; pick another --loss"
+            )
+        return self.loss.g_loss(fake_out, real_out)
+
+    def generator_loss(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> dict[str, Tensor]:
+        """``{"loss"}`` for the generator against one discriminator; ``critic`` sees ``real`` only
+        when the loss needs it (relativistic losses). Gradients flow through ``fake``."""
+        real_out = None
+        if self.loss.g_uses_real:
+            with torch.no_grad():
+                real_out = critic(real)
+        return {"loss": self.g_loss(critic(fake), real_out)}
 
     def penalty_term(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor | None:
         """The weighted penalty (gradient penalty, R1, ...), or None when the run has none."""
