@@ -11,7 +11,7 @@ from . import hookimpl
 from .data.base import Batch, DataInfo, DataRequest, Dataset
 from .engine.context import Preview, Step, StepContext, set_requires_grad
 from .errors import GanzooError
-from .nn import init_weights
+from .nn import conv_plan, down_stack, init_weights, stage_widths, up_stack
 from .specs import (
     ArchitectureSpec,
     DatasetSpec,
@@ -39,6 +39,10 @@ __all__ = [
     "Preview",
     "Step",
     "StepContext",
+    "conv_plan",
+    "down_stack",
     "init_weights",
+    "stage_widths",
+    "up_stack",
     "set_requires_grad",
 ]
