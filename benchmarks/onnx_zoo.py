@@ -1,0 +1,252 @@
+"""ONNX Runtime vs PyTorch inference for every registered architecture at its reference size.
+
+For each architecture in the registry: train a few steps at its reference size (DCGAN and WGAN
+64x64 RGB, CycleGAN 128x128 RGB, vanilla and cgan 28x28 digits; random RGB images written to a
+temp folder, or the embedded digits resized), export it (verified), then time PyTorch eager,
+torch.compile and ONNX Runtime CPU with ``ganzoo.bench`` -- every backend in its own process.
+ONNX Runtime is run with several session options (graph optimisation level, IOBinding, thread
+spinning); the best variant per model is the "ort-cpu" figure and the JSON says which won.
+
+Writes benchmarks/results/onnx_zoo.json (records + machine) and the table in docs/benchmarks.md
+(between the onnx_zoo markers). Prints the issue's targets as ratios measured in this one run.
+
+    python benchmarks/onnx_zoo.py                 # the full run (~15-30 min on 2 cores; a quiet machine)
+    python benchmarks/onnx_zoo.py --quick         # validates the script in a few minutes (numbers are rough)
+    python benchmarks/onnx_zoo.py --archs dcgan,cyclegan --no-docs
+    python benchmarks/onnx_zoo.py --from-json benchmarks/results/onnx_zoo.json   # re-render docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "onnx_zoo.json"
+DOCS = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- onnx_zoo:begin -->", "<!-- onnx_zoo:end -->"
+
+# architecture -> (data, image size, batch sizes). Benchmarks may name architectures; the engine never does.
+REFERENCE = {
+    "dcgan": ("rgb", 64, (1, 8, 64)),
+    "wgan": ("rgb", 64, (1, 8, 64)),
+    "cyclegan": ("unpaired", 128, (1, 4, 16)),
+    "vanilla": ("digits", 28, (1, 8, 64)),
+    "cgan": ("digits", 28, (1, 8, 64)),
+}
+FALLBACK = {"image": ("rgb", 32, (1, 8, 64)), "unpaired": ("unpaired", 64, (1, 4, 16)), "points": ("ring8", 0, (1, 64, 1024))}
+DATA_LABEL = {"rgb": "random RGB", "unpaired": "random RGB, unpaired", "digits": "digits (gray)"}
+# ONNX Runtime session variants tried per model: name -> run_bench options
+ORT_VARIANTS = {
+    "all": dict(opt_level="all", iobinding=False),
+    "all+iobinding": dict(opt_level="all", iobinding=True),
+    "extended": dict(opt_level="extended", iobinding=False),
+    "basic": dict(opt_level="basic", iobinding=False),
+    "all+no-spin": dict(opt_level="all", iobinding=False, spinning=False),
+}
+TARGETS = [  # (arch, batch, min ratio ORT CPU / eager), from issue 4
+    ("dcgan", 1, 3.0), ("dcgan", 64, 1.5), ("cyclegan", 1, 1.5),
+]
+
+
+def random_images(folder: Path, n: int, size: int, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        # smooth random colour fields (not pure noise): what a resized photo roughly looks like
+        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((size, size), Image.BILINEAR).save(folder / f"{i:03d}.png")
+
+
+def data_arg(kind: str, size: int, tmp: Path) -> dict:
+    if kind == "rgb":
+        for i, c in enumerate(("a", "b")):
+            random_images(tmp / f"rgb{size}" / c, 8, size, seed=i)
+        return {"data": f"folder:{tmp / f'rgb{size}'}", "image_size": size}
+    if kind == "unpaired":
+        for i, c in enumerate(("trainA", "trainB")):
+            random_images(tmp / f"unpaired{size}" / c, 8, size, seed=10 + i)
+        return {"data": f"unpaired:{tmp / f'unpaired{size}'}", "image_size": size}
+    if kind == "digits":
+        return {"data": "digits", "image_size": size}
+    return {"data": kind}
+
+
+def train(arch: str, settings: dict, out: Path) -> Path:
+    from ganzoo.engine.config import flatten_user, resolve
+    from ganzoo.engine.rundir import RunDir
+    from ganzoo.engine.trainer import Trainer
+    from ganzoo.registry import get_registry
+
+    reg = get_registry()
+    spec = reg.get("architecture", arch)
+    run = {"steps": 2, "batch_size": 4, "seed": 0, "device": "cpu", "sample_every": 1000, "log_every": 1,
+           "eval_samples": 100, **settings}
+    r, h = flatten_user(spec, {}, run)
+    Trainer(resolve(reg, spec, r, h), RunDir(out), quiet=True).fit()
+    return out
+
+
+def p50(records, **match) -> float | None:
+    for r in records:
+        if all(r.get(k) == v for k, v in match.items()) and r.get("p50_ms") is not None:
+            return r["p50_ms"]
+    return None
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--archs", default="", help="comma-separated architectures (default: every registered one)")
+    ap.add_argument("--quick", action="store_true", help="short timings, two ORT variants: validates the script")
+    ap.add_argument("--threads", type=int, default=0, help="threads for every backend (default: all CPUs)")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on 2 cores)")
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite the table in docs/benchmarks.md")
+    ap.add_argument("--out", default=str(RESULTS), help="results JSON")
+    ap.add_argument("--workdir", default="", help="keep runs and exports here (default: a temp folder)")
+    ap.add_argument("--from-json", default="", help="only re-render the table (and docs) from an earlier results JSON")
+    args = ap.parse_args(argv)
+    if args.from_json:
+        table = markdown(json.loads(Path(args.from_json).read_text()))
+        print(table)
+        if not args.no_docs:
+            write_docs(table)
+        return 0
+
+    import torch
+
+    torch.set_num_threads(1)  # training here is only a few steps; the timed backends set their own threads
+    from ganzoo.bench import format_table, machine, run_bench
+    from ganzoo.registry import get_registry
+
+    reg = get_registry()
+    archs = [a for a in args.archs.split(",") if a] or reg.names("architecture")
+    threads = args.threads or os.cpu_count() or 1
+    timing = dict(warmup_s=0.3, min_time_s=0.5, min_iters=5) if args.quick else dict(warmup_s=1.0, min_time_s=3.0, min_iters=20)
+    variants = dict(list(ORT_VARIANTS.items())[:2]) if args.quick else ORT_VARIANTS
+    torch_backends = ["eager"] + ([] if args.no_compile else ["compile"])
+    started = time.time()
+    load_before = machine().get("loadavg")
+    records: list[dict] = []
+    models: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="ganzoo-onnx-zoo-") as tmpdir:
+        work = Path(args.workdir) if args.workdir else Path(tmpdir)
+        work.mkdir(parents=True, exist_ok=True)
+        for arch in archs:
+            spec = reg.get("architecture", arch)
+            kind, size, batches = REFERENCE.get(arch) or FALLBACK[spec.data_kinds[0]]
+            if args.quick:
+                batches = batches[:2]
+            settings = data_arg(kind, size, work)
+            print(f"== {arch}: training 2 steps on {settings['data']} at {size or '-'} px", flush=True)
+            t0 = time.time()
+            run = train(arch, settings, work / arch)
+            net = spec.exports[0].network
+            models[arch] = {"data": DATA_LABEL.get(kind, kind), "image_size": size, "network": net,
+                            "train_s": round(time.time() - t0, 1)}
+            tags = {"arch": arch, "network": net}
+            recs = run_bench(run, torch_backends, batches, net=net, threads=threads, tags=tags, **timing,
+                             progress=lambda m: print("  " + m, flush=True))
+            for name, opts in variants.items():
+                recs += run_bench(run, ["ort-cpu"], batches, net=net, threads=threads, tags={**tags, "variant": name},
+                                  **opts, **timing, progress=lambda m, name=name: print(f"  {m} [{name}]", flush=True))
+            # the best ORT variant for this model (geometric mean of p50 over the batch sizes)
+            scores = {}
+            for name in variants:
+                vals = [p50(recs, backend="ort-cpu", variant=name, batch_size=b) for b in batches]
+                if all(v is not None for v in vals):
+                    scores[name] = math.exp(sum(math.log(v) for v in vals) / len(vals))
+            best = min(scores, key=scores.get) if scores else None
+            models[arch]["best_ort_variant"] = best
+            for r in recs:
+                r["best"] = r["backend"] != "ort-cpu" or r.get("variant") == best
+            records += recs
+            print(format_table([r for r in recs if r["best"]]), flush=True)
+
+    summary = summarise(records, models)
+    result = {
+        "benchmark": "onnx_zoo", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": {**machine(), "loadavg_before": load_before},
+        "command": "python benchmarks/onnx_zoo.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
+        "quick": args.quick, "threads": threads, "timing": timing, "ort_variants": list(variants),
+        "seconds": round(time.time() - started, 1), "models": models, "summary": summary, "records": records,
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    table = markdown(result)
+    print("\n" + table)
+    if not args.no_docs:
+        write_docs(table)
+    print(f"\nresults: {out}" + ("" if args.no_docs else f"; table: {DOCS}"))
+    return 0
+
+
+def summarise(records, models) -> dict:
+    rows, checks = [], []
+    for arch, m in models.items():
+        for b in sorted({r["batch_size"] for r in records if r.get("arch") == arch}):
+            e = p50(records, arch=arch, backend="eager", batch_size=b)
+            c = p50(records, arch=arch, backend="compile", batch_size=b)
+            o = p50(records, arch=arch, backend="ort-cpu", variant=m["best_ort_variant"], batch_size=b)
+            rows.append({"arch": arch, "batch_size": b, "eager_ms": e, "compile_ms": c, "ort_ms": o,
+                         "ort_vs_eager": round(e / o, 2) if e and o else None,
+                         "ort_vs_compile": round(c / o, 2) if c and o else None})
+    for arch, b, need in TARGETS:
+        row = next((r for r in rows if r["arch"] == arch and r["batch_size"] == b), None)
+        got = row["ort_vs_eager"] if row else None
+        checks.append({"target": f"ORT CPU >= {need}x eager, {arch} batch {b}", "ratio": got,
+                       "pass": None if got is None else got >= need})
+    slower = [r for r in rows if (r["ort_vs_eager"] or 9) < 1 or (r["ort_vs_compile"] or 9) < 1]
+    checks.append({"target": "ORT CPU never slower than eager or torch.compile", "ratio": None,
+                   "pass": not slower, "slower": [(r["arch"], r["batch_size"]) for r in slower]})
+    return {"rows": rows, "targets": checks}
+
+
+def _fmt(v, unit=""):
+    return "n/a" if v is None else (f"{v:.3g}{unit}" if v < 100 else f"{v:.0f}{unit}")
+
+
+def markdown(result) -> str:
+    m = result["machine"]
+    load = (m.get("loadavg_before") or [0])[0]
+    busy = load > (m.get("cpu_count") or 1)
+    lines = [
+        f"Measured {result.get('date', '?')} on {m.get('cpu')} ({m.get('cpu_count')} CPUs), "
+        f"{m.get('platform')}, torch {m.get('torch')}, onnxruntime {m.get('onnxruntime')}, {result['threads']} threads, "
+        f"load average before {m.get('loadavg_before')}{' -- QUICK run, rough numbers' if result['quick'] else ''}.",
+        f"Command: `{result['command']}`."
+        + (f" **The machine was busy (load {load} on {m.get('cpu_count')} CPUs): these numbers are not representative.**" if busy else ""),
+        "",
+        "| model | size | batch | eager p50 ms | compile p50 ms | ORT CPU p50 ms | ORT variant | ORT / eager | ORT / compile |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for r in result["summary"]["rows"]:
+        md = result["models"][r["arch"]]
+        size = f"{md['image_size']}x{md['image_size']} {DATA_LABEL.get(md['data'], md['data'])}" if md["image_size"] else md["data"]
+        lines.append(f"| {r['arch']}/{md['network']} | {size} | {r['batch_size']} | {_fmt(r['eager_ms'])} | {_fmt(r['compile_ms'])} | "
+                     f"{_fmt(r['ort_ms'])} | {md['best_ort_variant']} | {_fmt(r['ort_vs_eager'], 'x')} | {_fmt(r['ort_vs_compile'], 'x')} |")
+    lines += ["", "| target | measured | pass |", "|---|---:|---|"]
+    for t in result["summary"]["targets"]:
+        lines.append(f"| {t['target']} | {_fmt(t['ratio'], 'x')} | {'n/a' if t['pass'] is None else ('yes' if t['pass'] else 'NO')} |")
+    return "\n".join(lines)
+
+
+def write_docs(table: str) -> None:
+    text = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    DOCS.write_text(f"{head}{BEGIN}\n{table}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""``ganzoo bench``: PyTorch eager / torch.compile / ONNX Runtime latency, one process per backend.
+
+Each backend runs in :mod:`ganzoo.bench_worker` in a fresh interpreter (ONNX Runtime's spinning
+threads slow PyTorch several-fold in a shared process). Per batch size: warm-up, then p50/p90/p99
+latency and images/s at p50, with the thread count and the provider that really ran. A backend that
+cannot run here (no CUDA, compile failure, no PyTorch weights for a bare .onnx file) is reported
+unavailable with the reason, never as a crash.
+
+This module imports no torch itself; a RUN_DIR whose ONNX file is missing or older than its
+checkpoint is exported first, to its default path in the run directory (that part uses PyTorch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from .errors import GanzooError
+
+BACKENDS = ("eager", "compile", "eager-cuda", "ort-cpu", "ort-cuda", "ort-trt")
+DEFAULT_BACKENDS = ("eager", "compile", "ort-cpu", "ort-cuda", "ort-trt")
+TORCH_BACKENDS = ("eager", "compile", "eager-cuda")
+
+
+def parse_list(text: str, what: str, choices: Sequence[str] | None = None) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise GanzooError(f"--{what} is empty")
+    if choices is not None:
+        bad = [t for t in items if t not in choices]
+        if bad:
+            raise GanzooError(f"--{what}: unknown {', '.join(bad)}; choose from {', '.join(choices)}")
+    return items
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(t) for t in parse_list(text, "batch-sizes")]
+    except ValueError:
+        raise GanzooError(f"--batch-sizes must be comma-separated integers like 1,8,64, got '{text}'") from None
+    if any(s < 1 for s in sizes):
+        raise GanzooError(f"--batch-sizes must be positive, got '{text}'")
+    return sizes
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers were measured."""
+    from .bench_worker import cpu_name
+
+    info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu_name(),
+                            "cpu_count": os.cpu_count()}
+    try:
+        from importlib.metadata import version
+
+        info["onnxruntime"] = version("onnxruntime-gpu") if _has("onnxruntime-gpu") else version("onnxruntime")
+        info["torch"] = version("torch") if _has("torch") else None
+    except Exception:  # pragma: no cover - metadata quirks
+        pass
+    try:
+        info["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        pass
+    return info
+
+
+def _has(dist: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(dist)
+        return True
+    except PackageNotFoundError:
+        return False
+
+
+def onnx_for_run(run_dir: Path, net: str | None, progress=None) -> Path:
+    """The run's exported file for ``net`` (its default path in the run directory); exported there
+    first when it is missing or older than the checkpoint."""
+    from .registry import get_registry
+
+    cfg_path = run_dir / "config.toml"
+    if not cfg_path.is_file():
+        raise GanzooError(f"{run_dir} is not a ganzoo run directory (no config.toml); pass the folder 'ganzoo train' printed")
+    cfg = tomllib.loads(cfg_path.read_text())
+    spec = get_registry().get("architecture", cfg["arch"])
+    exports = [e for e in spec.exports if net is None or e.network == net]
+    if not exports:
+        raise GanzooError(f"--net {net}: '{spec.name}' exports {', '.join(e.network for e in spec.exports)}")
+    es = exports[0]
+    existing = run_dir / (("generator" if len(spec.exports) == 1 else es.network) + ".onnx")
+    ckpt = run_dir / "checkpoints" / "last.pt"
+    if existing.is_file() and ckpt.is_file() and existing.stat().st_mtime >= ckpt.stat().st_mtime:
+        return existing
+    from .export import export_run
+
+    if progress:
+        progress(f"exporting {spec.name}/{es.network} to {existing} (no up-to-date export in the run directory)")
+    return export_run(run_dir, existing, net=es.network)[0].path
+
+
+def run_backend(backend: str, job: dict[str, Any], timeout: float = 900) -> list[dict[str, Any]]:
+    """Run one backend in its own process; always returns records (unavailable ones included)."""
+    job = {**job, "backend": backend}
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(job["threads"])
+    cmd = [sys.executable, "-m", "ganzoo.bench_worker", json.dumps(job)]
+    reason = ""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if lines:
+            result = json.loads(lines[-1])
+            if "records" in result:
+                return result["records"]
+            reason = result.get("unavailable", "unknown reason")
+        else:
+            err = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+            reason = f"worker exited with {proc.returncode}: {err[-1][:240] if err else 'no output'}"
+    except subprocess.TimeoutExpired:
+        reason = f"timed out after {timeout:.0f} s"
+    return [_missing(backend, b, job["threads"], reason, job) for b in job["batch_sizes"]]
+
+
+def run_bench(source: str | Path, backends: Iterable[str] = DEFAULT_BACKENDS, batch_sizes: Sequence[int] = (1, 8, 64), *,
+              net: str | None = None, threads: int | None = None, warmup_s: float = 1.0, min_time_s: float = 2.0,
+              min_iters: int = 10, max_iters: int = 2000, opt_level: str = "all", iobinding: bool | None = None,
+              spinning: bool | None = None, timeout: float = 900, tags: dict[str, Any] | None = None,
+              progress=None) -> list[dict[str, Any]]:
+    """Benchmark ``source`` (an exported .onnx file or a run directory) on each backend."""
+    src = Path(source).expanduser()
+    if not src.exists():
+        raise GanzooError(f"{source} does not exist; pass an exported .onnx file or a run directory")
+    threads = int(threads or os.cpu_count() or 1)
+    base: dict[str, Any] = dict(batch_sizes=list(batch_sizes), threads=threads, warmup_s=warmup_s, min_time_s=min_time_s,
+                                min_iters=min_iters, max_iters=max_iters, opt_level=opt_level, spinning=spinning,
+                                net=net, tags=dict(tags or {}))
+    if iobinding is not None:
+        base["iobinding"] = iobinding
+    records: list[dict[str, Any]] = []
+    bad = [b for b in backends if b not in BACKENDS]
+    if bad:
+        raise GanzooError(f"unknown backend {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
+    onnx_path: Path | None = None
+    for backend in backends:
+        if progress:
+            progress(f"{backend} ...")
+        if backend in TORCH_BACKENDS:
+            if not src.is_dir():
+                records += [_missing(backend, b, threads, "needs a RUN_DIR: an .onnx file has no PyTorch weights", base)
+                            for b in batch_sizes]
+                continue
+            records += run_backend(backend, {**base, "run_dir": str(src)}, timeout)
+        else:
+            if onnx_path is None:
+                onnx_path = src if src.is_file() else onnx_for_run(src, net, progress)
+            records += run_backend(backend, {**base, "onnx": str(onnx_path)}, timeout)
+    return records
+
+
+def _missing(backend: str, batch: int, threads: int, reason: str, base: dict) -> dict[str, Any]:
+    return {"backend": backend, "batch_size": batch, "available": False, "reason": reason, "p50_ms": None,
+            "p90_ms": None, "p99_ms": None, "mean_ms": None, "images_per_s": None, "provider": None, "threads": threads,
+            **base.get("tags", {})}
+
+
+def format_table(records: Sequence[dict[str, Any]]) -> str:
+    head = f"{'backend':<11} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'images/s':>10} {'threads':>7}  provider"
+    lines = [head, "-" * len(head)]
+    for r in records:
+        if r.get("available", True) and r.get("p50_ms") is not None:
+            lines.append(f"{r['backend']:<11} {r['batch_size']:>5} {r['p50_ms']:>9.3f} {r['p90_ms']:>9.3f} {r['p99_ms']:>9.3f} "
+                         f"{r['images_per_s']:>10.1f} {r['threads']:>7}  {r['provider']}")
+    seen = set()
+    for r in records:
+        if not r.get("available", True) and r["backend"] not in seen:
+            seen.add(r["backend"])
+            lines.append(f"{r['backend']:<11} unavailable: {r.get('reason', '')}")
+    return "\n".join(lines)
+
+
+def plot(records: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """Latency (p50, with p90 bars) against batch size, one line per backend, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    for backend in dict.fromkeys(r["backend"] for r in records):
+        rows = [r for r in records if r["backend"] == backend and r.get("p50_ms") is not None]
+        if not rows:
+            continue
+        xs = [r["batch_size"] for r in rows]
+        ax.errorbar(xs, [r["p50_ms"] for r in rows], yerr=[[0] * len(rows), [r["p90_ms"] - r["p50_ms"] for r in rows]],
+                    marker="o", capsize=3, label=f"{backend} ({rows[0]['provider']})")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("latency p50 (ms), bar to p90")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,92 @@
+"""Pictures without torch: a numpy image-grid writer, a 2D scatter plot, and reading image files.
+
+Used by ``ganzoo sample`` on both paths (ONNX Runtime and PyTorch) so they write identical files;
+imports only numpy, pillow and (for the scatter plot, lazily) matplotlib. The torch-side equivalents
+for training previews live in ``ganzoo/engine/plots.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GanzooError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def load_images(path: str | Path, channels: int, height: int, width: int, limit: int | None = None) -> np.ndarray:
+    """An image file or a folder of them -> float32 ``[N, C, H, W]`` in [-1, 1], resized to H x W."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        if not files:
+            raise GanzooError(f"--input {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in that folder")
+    elif p.is_file():
+        files = [p]
+    else:
+        raise GanzooError(f"--input {path} is neither an image file nor a folder of images; check the path")
+    files = files[:limit] if limit else files
+    out = np.empty((len(files), channels, height, width), np.float32)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if channels == 1 else "RGB")
+                if im.size != (width, height):
+                    im = im.resize((width, height), Image.BILINEAR)
+                arr = np.asarray(im, dtype=np.float32)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise GanzooError(f"--input: cannot read image {f} ({exc})") from None
+        arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        out[i] = arr / 127.5 - 1.0
+    return out
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """``[N, C, H, W]`` in [-1, 1] -> ``[N, H, W, C]`` uint8."""
+    x = np.rint((np.clip(images.astype(np.float32), -1, 1) + 1) * 127.5).astype(np.uint8)
+    return x.transpose(0, 2, 3, 1)
+
+
+def save_grid(images: np.ndarray, path: str | Path, nrow: int = 8, pad: int = 2, min_cell: int = 32) -> Path:
+    """Write ``images`` ``[N, C, H, W]`` in [-1, 1] as one PNG grid, ``nrow`` per row (small ones upscaled)."""
+    from PIL import Image
+
+    arr = to_uint8(images)
+    n, h, w, c = arr.shape
+    nrow = max(1, min(nrow, n))
+    rows = -(-n // nrow)
+    scale = max(1, -(-min_cell // max(h, w)))
+    H, W = h * scale, w * scale
+    canvas = np.full((rows * (H + pad) + pad, nrow * (W + pad) + pad, c), 255, np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        y0, x0 = pad + r * (H + pad), pad + col * (W + pad)
+        canvas[y0 : y0 + H, x0 : x0 + W] = arr[i].repeat(scale, 0).repeat(scale, 1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas[..., 0] if c == 1 else canvas, "L" if c == 1 else "RGB").save(path)
+    return path
+
+
+def save_points(points: np.ndarray, path: str | Path, title: str = "") -> Path:
+    """A scatter PNG of 2D samples ``[N, 2]``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    ax.scatter(points[:, 0], points[:, 1], s=3, c="#d62728", alpha=0.6)
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

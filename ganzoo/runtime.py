@@ -1,0 +1,418 @@
+"""Inference from an exported ganzoo ``.onnx`` file with onnxruntime and numpy only (no torch).
+
+A generator exported by ``ganzoo export`` carries everything a consumer needs in its metadata
+(see :class:`ModelInfo` and docs/export.md), so shipping it needs neither PyTorch nor ganzoo's
+training code::
+
+    from ganzoo.runtime import GanzooModel
+
+    model = GanzooModel("generator.onnx", provider="auto")
+    images = model.sample(16, seed=0)          # float32 [16, C, H, W] in [-1, 1]
+    print(model.provider)                       # the provider that really runs: cpu, cuda, tensorrt
+
+This module must never import torch, directly or through another ganzoo module: it only uses
+``ganzoo.errors``, numpy, onnxruntime and (for pictures, lazily) pillow and matplotlib.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import GanzooError
+from .pictures import load_images, save_grid, save_points, to_uint8  # noqa: F401  (re-exported)
+
+# -- the metadata contract -----------------------------------------------------------------------
+
+#: metadata_props keys every ganzoo generator carries (all values are strings; JSON where noted).
+CONTRACT_KEYS = (
+    "ganzoo_version", "architecture", "network", "plugin", "plugin_dist", "plugin_version", "inputs", "output",
+    "output_kind", "latent_dim", "num_classes", "class_names", "channels", "height", "width", "dim",
+    "value_range", "dataset", "data_kind", "step", "opset", "ema", "precision", "direction",
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an exported generator is, read from (and written to) its ONNX ``metadata_props``."""
+
+    architecture: str
+    network: str
+    inputs: tuple[str, ...]  # ONNX input names: ("z",), ("z", "labels") or ("image",)
+    output: str  # ONNX output name: "image", "points" (or "image_out" for image-to-image)
+    output_kind: str  # "image" or "points"
+    latent_dim: int = 0
+    num_classes: int = 0
+    class_names: tuple[str, ...] = ()
+    channels: int = 0
+    height: int = 0
+    width: int = 0
+    dim: int = 0  # points: 2
+    value_range: tuple[float, float] | None = (-1.0, 1.0)
+    dataset: str = ""
+    data_kind: str = ""
+    step: int = 0
+    opset: int = 0
+    ema: bool = False
+    precision: str = "float32"
+    direction: str = ""  # image-to-image: "AB" or "BA"
+    ganzoo_version: str = ""
+    plugin: str = ""  # the entry point that provided the architecture
+    plugin_dist: str = ""  # its distribution
+    plugin_version: str = ""
+
+    # -- derived ----------------------------------------------------------------------------------
+    @property
+    def conditional(self) -> bool:
+        return "labels" in self.inputs
+
+    @property
+    def image_to_image(self) -> bool:
+        return "image" in self.inputs
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.dim,) if self.output_kind == "points" else (self.channels, self.height, self.width)
+
+    def describe(self) -> str:
+        what = {True: "image-to-image", False: "conditional" if self.conditional else "unconditional"}[self.image_to_image]
+        shape = "x".join(map(str, self.sample_shape))
+        return (f"{self.architecture}/{self.network} ({what}, {self.output_kind} {shape}, "
+                f"{self.dataset}, step {self.step}{', EMA' if self.ema else ''}, {self.precision})")
+
+    # -- (de)serialisation --------------------------------------------------------------------------
+    def to_metadata(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple) or value is None:
+                out[f.name] = json.dumps(list(value) if value is not None else None)
+            elif isinstance(value, bool):
+                out[f.name] = "true" if value else "false"
+            else:
+                out[f.name] = str(value)
+        return out
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str], source: str = "model") -> "ModelInfo":
+        if "ganzoo_version" not in meta or "architecture" not in meta:
+            raise GanzooError(
+                f"{source} is not a ganzoo generator (no ganzoo metadata in the ONNX file); "
+                "export one with 'ganzoo export RUN_DIR --onnx'"
+            )
+        kw: dict[str, Any] = {}
+        try:
+            for f in fields(cls):
+                if f.name not in meta:
+                    continue
+                text = meta[f.name]
+                if f.name in ("inputs", "class_names"):
+                    kw[f.name] = tuple(str(x) for x in json.loads(text))
+                elif f.name == "value_range":
+                    v = json.loads(text)
+                    kw[f.name] = None if v is None else (float(v[0]), float(v[1]))
+                elif f.name == "ema":
+                    kw[f.name] = text.lower() == "true"
+                elif f.type in ("int", int):
+                    kw[f.name] = int(text)
+                else:
+                    kw[f.name] = text
+            info = cls(**kw)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise GanzooError(f"{source} has damaged ganzoo metadata ({exc}); export it again") from None
+        if info.output_kind not in ("image", "points") or not info.inputs:
+            raise GanzooError(f"{source} has damaged ganzoo metadata (inputs {info.inputs}, output {info.output_kind}); export it again")
+        return info
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+def make_z(n: int, latent_dim: int, seed: int = 0) -> np.ndarray:
+    """The latent codes every ganzoo sampling path uses: ``[n, latent_dim]`` float32 N(0, 1).
+
+    Defined in numpy so the ONNX path and the PyTorch path draw the same z for the same seed."""
+    return np.random.default_rng(seed).standard_normal((n, latent_dim), dtype=np.float32)
+
+
+def class_rows(num_classes: int, n: int) -> np.ndarray:
+    """Labels for one row per class: ``max(1, n // num_classes)`` samples of each class, in order."""
+    per = max(1, n // num_classes)
+    return np.repeat(np.arange(num_classes, dtype=np.int64), per)
+
+
+def example_inputs(info: ModelInfo, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic inputs of batch ``n`` that satisfy the contract (for export and verification)."""
+    rng = np.random.default_rng(seed + 1000)
+    out: dict[str, np.ndarray] = {}
+    for name in info.inputs:
+        if name == "z":
+            out[name] = make_z(n, info.latent_dim, seed)
+        elif name == "labels":
+            out[name] = (np.arange(n, dtype=np.int64) + seed) % max(1, info.num_classes)
+        else:
+            out[name] = rng.uniform(-1, 1, (n, info.channels, info.height, info.width)).astype(np.float32)
+    return out
+
+
+def check_inputs(info: ModelInfo, feeds: Mapping[str, Any], source: str = "model") -> int:
+    """Validate ``feeds`` against the model's contract; return the batch size. One clear error each."""
+    missing = [k for k in info.inputs if feeds.get(k) is None]
+    if missing:
+        raise GanzooError(f"{source} needs input(s) {', '.join(info.inputs)}; missing {', '.join(missing)}")
+    extra = [k for k, v in feeds.items() if v is not None and k not in info.inputs]
+    if extra:
+        raise GanzooError(f"{source} takes {', '.join(info.inputs)}, not {', '.join(extra)}")
+    batch = None
+    for name in info.inputs:
+        x = feeds[name]
+        if not isinstance(x, np.ndarray):
+            raise GanzooError(f"input '{name}' must be a numpy array, got {type(x).__name__}")
+        if name == "z":
+            want, dtype = (info.latent_dim,), np.float32
+        elif name == "labels":
+            want, dtype = (), np.int64
+        else:
+            want, dtype = (info.channels, info.height, info.width), np.float32
+        shape = "[N" + "".join(f", {d}" for d in want) + "]"
+        if x.ndim != 1 + len(want) or tuple(x.shape[1:]) != want:
+            raise GanzooError(f"input '{name}' must have shape {shape}, got {list(x.shape)}")
+        if x.dtype != dtype:
+            raise GanzooError(
+                f"input '{name}' must be {np.dtype(dtype).name}, got {x.dtype.name}; convert it with .astype(np.{np.dtype(dtype).name})"
+            )
+        if x.shape[0] < 1:
+            raise GanzooError(f"input '{name}' is empty: the batch size must be at least 1")
+        if batch is not None and x.shape[0] != batch:
+            raise GanzooError(f"inputs disagree on the batch size: {batch} vs {x.shape[0]} ('{name}')")
+        batch = int(x.shape[0])
+        if name == "labels":
+            bad = x[(x < 0) | (x >= info.num_classes)]
+            if bad.size:
+                raise GanzooError(
+                    f"label {int(bad[0])} is out of range: this model knows classes 0..{info.num_classes - 1}"
+                    + (f" ({', '.join(info.class_names)})" if info.class_names and len(info.class_names) <= 20 else "")
+                )
+        elif not np.isfinite(x).all():
+            raise GanzooError(f"input '{name}' contains NaN or infinite values")
+        elif name == "image" and (x.min() < -1.001 or x.max() > 1.001):
+            raise GanzooError(
+                f"input 'image' must be in [-1, 1], got values in [{x.min():.3g}, {x.max():.3g}]; "
+                "scale 0..255 pixels with x / 127.5 - 1"
+            )
+    assert batch is not None
+    return batch
+
+
+# -- sessions and providers -----------------------------------------------------------------------
+
+PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
+_EP = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+_SHORT = {v: k for k, v in _EP.items()}
+OPT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise GanzooError(f"onnxruntime is not installed ({exc}); pip install onnxruntime") from None
+    return onnxruntime
+
+
+@contextlib.contextmanager
+def _captured_output():
+    """Capture what onnxruntime's C++ logger and Python prints write while a session is created."""
+    buf = io.StringIO()
+    saved = None
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        try:
+            for stream in (sys.stdout, sys.stderr):
+                stream.flush()
+            saved = os.dup(2)
+            os.dup2(tmp.fileno(), 2)
+        except (OSError, ValueError, AttributeError):  # no real fd 2 (some embedders): capture nothing
+            saved = None
+        try:
+            with contextlib.redirect_stdout(buf):
+                yield buf
+        finally:
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                buf.write(tmp.read().decode("utf-8", "replace"))
+
+
+def _load_failure(log: str, ep: str) -> str:
+    """The most useful line of why an execution provider did not load."""
+    clean = re.sub(r"\x1b\[[0-9;]*m", "", log)
+    m = re.search(r"with error: ([^\n]+)", clean)
+    if m:
+        return m.group(1).strip()
+    m = re.search(r"(Please install [^\n]*?)(?: as mentioned|\n|$)", clean)
+    if m:
+        return m.group(1).strip()
+    return f"{ep} could not be created"
+
+
+def preload_cuda_libraries() -> None:
+    """Ask onnxruntime to load CUDA/cuDNN libraries shipped as pip packages (or with PyTorch).
+    Harmless where there are none; its messages are swallowed."""
+    ort = _ort()
+    fn = getattr(ort, "preload_dlls", None)
+    if fn is None:
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.suppress(Exception):
+            fn()
+
+
+def session_options(threads: int = 0, opt_level: str = "all", spinning: bool | None = None):
+    ort = _ort()
+    if opt_level not in OPT_LEVELS:
+        raise GanzooError(f"graph optimisation level must be one of {', '.join(OPT_LEVELS)}, got '{opt_level}'")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[opt_level]
+    if threads < 0:
+        raise GanzooError(f"threads must be 0 (onnxruntime's default) or positive, got {threads}")
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if spinning is not None:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    so.log_severity_level = 3
+    return so
+
+
+def open_session(path: str | Path, provider: str = "auto", *, allow_fallback: bool = False, threads: int = 0,
+                 opt_level: str = "all", spinning: bool | None = None):
+    """Create an ONNX Runtime session on ``provider``; return ``(session, provider_that_runs, note)``.
+
+    ``provider`` is ``cpu``, ``cuda``, ``tensorrt`` or ``auto`` (TensorRT is never picked by auto: it
+    builds an engine per shape, minutes on first use). onnxruntime-gpu lists CUDA as available even when
+    its libraries are missing and then quietly runs on CPU: here that is an error unless
+    ``allow_fallback``, in which case ``note`` says what happened.
+    """
+    ort = _ort()
+    if provider not in PROVIDER_CHOICES:
+        raise GanzooError(f"unknown provider '{provider}'; choose one of: {', '.join(PROVIDER_CHOICES)}")
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise GanzooError(f"model file {path} does not exist; export one with 'ganzoo export RUN_DIR --onnx'")
+    available = ort.get_available_providers()
+    if provider == "auto":
+        wanted = [ep for ep in ("CUDAExecutionProvider", "CPUExecutionProvider") if ep in available]
+    elif provider == "cpu":
+        wanted = ["CPUExecutionProvider"]
+    else:
+        chain = ["TensorrtExecutionProvider"] if provider == "tensorrt" else []
+        chain += ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if _EP[provider] not in available:
+            msg = (f"provider '{provider}' is not in this onnxruntime build (it has {', '.join(_SHORT.get(a, a) for a in available)}); "
+                   "install onnxruntime-gpu for cuda/tensorrt")
+            if not allow_fallback:
+                raise GanzooError(msg + ", or pass --allow-fallback to run on CPU")
+            chain = ["CPUExecutionProvider"]
+        wanted = [ep for ep in chain if ep in available]
+    if any(ep != "CPUExecutionProvider" for ep in wanted):
+        preload_cuda_libraries()
+    so = session_options(threads, opt_level, spinning)
+    with _captured_output() as log:
+        try:
+            sess = ort.InferenceSession(str(p), sess_options=so, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise GanzooError(f"{path} is not a loadable ONNX model ({first[:200]})") from None
+    running = sess.get_providers()
+    ran = _SHORT.get(running[0], running[0]) if running else "cpu"
+    note = ""
+    if provider in ("cuda", "tensorrt") and ran != provider:
+        why = _load_failure(log.getvalue(), _EP[provider])
+        note = f"provider '{provider}' did not load ({why}); running on {ran}"
+        if not allow_fallback:
+            raise GanzooError(
+                f"provider '{provider}' is listed by onnxruntime but did not load ({why}); "
+                "install CUDA 13 / cuDNN 9 (or TensorRT) libraries, use --provider cpu, or pass --allow-fallback"
+            )
+    return sess, ran, note
+
+
+# -- the model ------------------------------------------------------------------------------------
+
+@dataclass
+class GanzooModel:
+    """A ganzoo generator loaded from ONNX. ``provider`` (after loading) names what really runs."""
+
+    path: str | Path
+    provider: str = "auto"
+    allow_fallback: bool = False
+    threads: int = 0
+    opt_level: str = "all"
+    spinning: bool | None = None
+    info: ModelInfo = field(init=False)
+    note: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.requested = self.provider
+        self.session, self.provider, self.note = open_session(
+            self.path, self.provider, allow_fallback=self.allow_fallback, threads=self.threads,
+            opt_level=self.opt_level, spinning=self.spinning,
+        )
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.info = ModelInfo.from_metadata(meta, source=str(self.path))
+        names = [i.name for i in self.session.get_inputs()]
+        if sorted(names) != sorted(self.info.inputs):
+            raise GanzooError(f"{self.path}: its inputs {names} do not match its metadata {list(self.info.inputs)}; export it again")
+
+    @property
+    def providers(self) -> list[str]:
+        """onnxruntime's own list of the providers this session really uses."""
+        return list(self.session.get_providers())
+
+    def run(self, z: np.ndarray | None = None, labels: np.ndarray | None = None, image: np.ndarray | None = None) -> np.ndarray:
+        feeds = {"z": z, "labels": labels, "image": image}
+        check_inputs(self.info, feeds, source=str(self.path))
+        return self.session.run([self.info.output], {k: feeds[k] for k in self.info.inputs})[0]
+
+    __call__ = run
+
+    def sample(self, n: int, seed: int = 0, label: int | None = None) -> np.ndarray:
+        """``n`` samples from seed ``seed`` (class ``label`` for conditional models, else random classes)."""
+        return self.run(**sample_inputs(self.info, n, seed, label))
+
+
+def sample_inputs(info: ModelInfo, n: int, seed: int = 0, label: int | None = None, per_class: bool = False) -> dict[str, np.ndarray]:
+    """The inputs ``ganzoo sample`` feeds a noise model (identical for the ONNX and the PyTorch path).
+
+    Conditional models: ``label`` for all, or with ``per_class`` one row per class, else classes drawn
+    from the same seed."""
+    if info.image_to_image:
+        raise GanzooError(f"{info.architecture}/{info.network} translates images: pass --input IMAGE_OR_FOLDER")
+    if n < 1:
+        raise GanzooError(f"-n must be at least 1, got {n}")
+    if not info.conditional:
+        if label is not None:
+            raise GanzooError(f"--label applies to conditional models; {info.architecture} takes no labels")
+        return {"z": make_z(n, info.latent_dim, seed)}
+    if label is not None:
+        labels = np.full(n, label, np.int64)
+    elif per_class:
+        labels = class_rows(info.num_classes, n)
+    else:
+        labels = np.random.default_rng(seed + 1).integers(0, info.num_classes, n).astype(np.int64)
+    return {"z": make_z(len(labels), info.latent_dim, seed), "labels": labels}

@@ -1,0 +1,105 @@
+"""``ganzoo bench``: every backend in its own process, records with latency percentiles and the
+provider that really ran, unavailable backends reported (never a crash). Timings are not asserted
+(the machine is shared); only that the numbers exist and are consistent. torch.compile is exercised
+by benchmarks/onnx_zoo.py, not here: compiling takes minutes on 2 shared cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from ganzoo.bench import format_table, run_backend
+from ganzoo.cli.main import cli
+
+from test_runtime import build  # a tiny ganzoo-contract model built with onnx.helper
+
+FAST = ["--warmup", "0", "--seconds", "0", "--min-iters", "3"]
+KEYS = {"backend", "batch_size", "p50_ms", "p90_ms", "p99_ms", "images_per_s", "provider", "threads"}
+
+
+def invoke(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], prog_name="ganzoo")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def check_available(rec, backend, provider_prefix):
+    assert KEYS <= set(rec) and rec["backend"] == backend and rec["available"] is True
+    assert rec["provider"].startswith(provider_prefix)
+    assert 0 < rec["p50_ms"] <= rec["p90_ms"] <= rec["p99_ms"]
+    assert rec["images_per_s"] == pytest.approx(rec["batch_size"] * 1000 / rec["p50_ms"], rel=1e-2)
+    assert rec["iters"] >= 3 and rec["threads"] >= 1
+
+
+def test_bench_an_onnx_file_without_torch(tmp_path):
+    """ONNX Runtime backends run; PyTorch backends are unavailable for a bare .onnx (and torch is
+    never imported: the parent and the workers run where importing torch fails)."""
+    model = build(tmp_path / "m.onnx")
+    blocker = tmp_path / "blocker" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker.parent)}
+    cmd = [sys.executable, "-m", "ganzoo.cli.main", "bench", str(model), "--backends", "ort-cpu,eager,ort-cuda",
+           "--batch-sizes", "1,3", "--threads", "1", "--json", *FAST]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)
+    assert [(r["backend"], r["batch_size"]) for r in records] == [
+        ("ort-cpu", 1), ("ort-cpu", 3), ("eager", 1), ("eager", 3), ("ort-cuda", 1), ("ort-cuda", 3)]
+    for r in records[:2]:
+        check_available(r, "ort-cpu", "cpu")
+        assert r["threads"] == 1
+    for r in records[2:4]:
+        assert r["available"] is False and "needs a RUN_DIR" in r["reason"] and r["p50_ms"] is None
+    for r in records[4:]:
+        if r["available"]:  # a GPU machine
+            check_available(r, "ort-cuda", "cuda")
+        else:
+            assert "provider 'cuda'" in r["reason"] and KEYS <= set(r)
+
+
+def test_bench_a_run_dir_eager_and_onnxruntime(tmp_path):
+    from test_export import train_tiny
+
+    run = train_tiny("vanilla", "points", tmp_path / "run")
+    png = tmp_path / "lat.png"
+    r = invoke("bench", run, "--backends", "eager,ort-cpu", "--batch-sizes", "1,2", "--plot", png, "--json", *FAST)
+    assert r.exit_code == 0, r.output
+    records = json.loads(r.stdout)
+    assert [(x["backend"], x["batch_size"]) for x in records] == [("eager", 1), ("eager", 2), ("ort-cpu", 1), ("ort-cpu", 2)]
+    for rec in records:
+        check_available(rec, rec["backend"], "torch-cpu" if rec["backend"] == "eager" else "cpu")
+        assert rec["threads"] == os.cpu_count()
+    assert png.stat().st_size > 1000
+    assert (run / "generator.onnx").is_file()  # exported into the run directory, reused next time
+    table = format_table(records)
+    assert table.splitlines()[0].split()[:3] == ["backend", "batch", "p50"] and len(table.splitlines()) == 6
+
+
+def test_a_failing_worker_becomes_an_unavailable_record(tmp_path):
+    job = {"batch_sizes": [1, 4], "threads": 1, "onnx": str(tmp_path / "missing.onnx")}
+    recs = run_backend("ort-cpu", job)
+    assert [r["batch_size"] for r in recs] == [1, 4] and all(r["available"] is False for r in recs)
+    assert "does not exist" in recs[0]["reason"]
+    recs = run_backend("ort-cpu", {"batch_sizes": [2], "threads": 1})  # a crash (no "onnx" key)
+    assert recs[0]["available"] is False and "worker exited with 1" in recs[0]["reason"] and "KeyError" in recs[0]["reason"]
+    table = format_table(recs)
+    assert "ort-cpu     unavailable: worker exited with 1" in table
+
+
+def test_bench_mistakes_are_one_line(tmp_path):
+    for args, words in [(["bench", tmp_path / "nope.onnx"], "does not exist"),
+                        (["bench", tmp_path, "--batch-sizes", "1,x"], "--batch-sizes"),
+                        (["bench", tmp_path, "--batch-sizes", "0"], "positive"),
+                        (["bench", tmp_path, "--backends", "eager,tpu"], "unknown tpu")]:
+        r = invoke(*args)
+        assert r.exit_code == 2, r.output
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ganzoo: error:") and words in lines[0], r.stderr
