@@ -12,14 +12,18 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--device", default="cpu", show_default=True, help="Device to evaluate on.")
 @click.option("--inception-weights", type=click.Path(dir_okay=False), default=None,
-              help="Inception weights on disk, for real FID/KID on image runs (never downloaded).")
-def eval_cmd(run_dir, as_json, device, inception_weights):
+              help="A TorchScript Inception file you have (inception-2015-12-05.pt) for real FID/KID on image runs; "
+                   "never downloaded. See docs/metrics.md.")
+@click.option("--samples", type=click.IntRange(min=2), default=None,
+              help="Images per set for image metrics [default: half the data set, at most 5000].")
+def eval_cmd(run_dir, as_json, device, inception_weights, samples):
     """Evaluate a run: mode coverage on 2D data; classifier metrics on images.
 
     \b
     Examples:
       ganzoo eval runs/vanilla-20261122-101500
       ganzoo eval runs/vanilla-20261122-101500 --json
+      ganzoo eval runs/dcgan-a --inception-weights ~/weights/inception-2015-12-05.pt
     """
     from ..engine.build import open_run
     from ..engine.rundir import RunDir
@@ -31,12 +35,21 @@ def eval_cmd(run_dir, as_json, device, inception_weights):
         raise GanzooError(f"run directory {run_dir} does not exist; pass the folder 'ganzoo train' printed")
     parts, state = open_run(run_dir, device=device)
     options = {"inception_weights": inception_weights} if inception_weights else {}
-    if parts.dataset.info.kind == "points" and inception_weights:
-        raise GanzooError("--inception-weights applies to image runs only")
+    if parts.dataset.info.kind == "points" and (inception_weights or samples):
+        raise GanzooError("--inception-weights and --samples apply to image runs only")
+    if parts.dataset.info.kind != "points":
+        options.update(samples=samples, log=lambda msg: click.echo(f"ganzoo: {msg}", err=True))
     result = {"run": str(rd.path), "arch": parts.spec.name, "data": parts.cfg["data"], "step": int(state["step"]),
               **evaluate_run(parts, **options)}
     if as_json:
         click.echo(json.dumps(result))
+        return
+    if parts.dataset.info.kind != "points":
+        from ..metrics.image import format_table
+
+        for key in ("run", "arch", "data", "step"):
+            click.echo(f"{key:<22} {result[key]}")
+        click.echo(format_table(result))
         return
     for key, value in result.items():
         if key == "per_mode":
