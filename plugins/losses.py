@@ -92,7 +92,7 @@ def ganzoo_losses():
 def ganzoo_penalties():
     return [
         PenaltySpec("gp", "gradient penalty (||grad D|| - 1)^2 on real/fake interpolates, weight 10",
-                    gradient_penalty, weight=10.0, lipschitz=True,
+                    gradient_penalty, weight=10.0, lipschitz=True, per_sample=True,
                     paper="Gulrajani et al. 2017, arXiv:1704.00028"),
         PenaltySpec("r1", "R1 penalty 0.5 ||grad D(x_real)||^2, weight (gamma) 10",
                     r1_penalty, weight=10.0, paper="Mescheder et al. 2018, arXiv:1801.04406"),

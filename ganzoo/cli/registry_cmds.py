@@ -147,6 +147,7 @@ def info_cmd(arch, as_json):
         "defaults": dict(s.defaults), "hparams": hps,
         "exports": [{"network": e.network, "inputs": list(e.inputs), "output": e.output} for e in s.exports],
         "incompatible": dict(s.incompatible),
+        "variants": {k: dict(v) for k, v in s.variants.items()},
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -167,6 +168,8 @@ def info_cmd(arch, as_json):
     if s.incompatible:
         for k, why in s.incompatible.items():
             click.echo(f"refuses:        {k} ({why})")
+    for k, v in s.variants.items():
+        click.echo(f"{'variant ' + k + ':':<15} --set variant={k} sets " + ", ".join(f"{a}={b}" for a, b in v.items()))
     click.echo("hyper-parameters (ganzoo train %s --NAME VALUE, or --set NAME=VALUE):" % s.name)
     for h in hps:
         extra = f" one of {h['choices']}" if "choices" in h else ""

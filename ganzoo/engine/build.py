@@ -19,6 +19,7 @@ from ..errors import GanzooError
 from ..registry import Registry, get_registry
 from ..specs import ArchitectureSpec
 from .checkpoint import load_checkpoint
+from .config import critic_refusal
 from .context import Step, StepContext
 from .rundir import RunDir
 
@@ -89,6 +90,9 @@ def build_run(cfg: Mapping[str, Any], registry: Registry | None = None, device: 
     missing = [n for g in ("G", "D") for n in spec.groups[g] if n not in nets]
     if missing:
         raise GanzooError(f"architecture '{spec.name}' did not build networks {missing}; report this to its plugin")
+    why = critic_refusal(spec, penalty, nets)
+    if why:
+        raise GanzooError(why)
     step = spec.make_step(hp)
     noise = torch.Generator(device=dev)
     noise.manual_seed(int(cfg.get("seed", 0)) + 1)

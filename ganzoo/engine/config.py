@@ -159,6 +159,23 @@ def incompatibility(registry: Registry, arch: ArchitectureSpec, loss: str, penal
     return None
 
 
+def critic_refusal(arch: ArchitectureSpec, penalty: Any, nets: Mapping[str, Any]) -> str | None:
+    """Why the built critic cannot take ``penalty`` (a PenaltySpec or None), or None when it can:
+    a per-sample penalty (gp) with a BatchNorm critic, whose scores mix the samples of a batch."""
+    if penalty is None or not penalty.per_sample:
+        return None
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    for name in arch.groups["D"]:
+        if any(isinstance(m, _BatchNorm) for m in nets[name].modules()):
+            return (
+                f"penalty '{penalty.name}' needs per-sample critic scores, but critic '{name}' of '{arch.name}' "
+                "uses BatchNorm, which mixes the samples of a batch (Gulrajani et al. 2017, sec. 4); use another "
+                f"--penalty or a critic without BatchNorm (see 'ganzoo info {arch.name}')"
+            )
+    return None
+
+
 def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], hps: Mapping[str, Any]) -> dict[str, Any]:
     """The complete configuration of a run, validated."""
     cfg: dict[str, Any] = {k: v[1] for k, v in FIELDS.items()}
