@@ -123,6 +123,10 @@ class ArchitectureSpec:
     # Optional learning-rate multiplier lr_factor(step, total_steps) -> float (e.g. linear decay).
     lr_factor: Callable[[int, int], float] | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)  # train-config defaults (batch_size, steps, ...)
+    # Defaults for one kind of data ("points", "image", "unpaired"), keys as for ``--set`` (run keys
+    # including "loss", or hyper-parameter names), applied over ``defaults`` and the optimizer specs
+    # when the run's data is of that kind. E.g. vanilla: a 2D latent code for 2D points.
+    data_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     min_image_size: int = 1
     paper: str = ""
     # Named bundles of settings picked with ``--set variant=NAME``: keys as for ``--set`` (run keys such

@@ -79,7 +79,9 @@ def build_run(cfg: Mapping[str, Any], registry: Registry | None = None, device: 
             f"pass --image-size {spec.min_image_size} or more"
         )
 
-    hp = dict(cfg.get("hparams", {}))
+    # hyper-parameters a plugin added after the run was made take their defaults
+    hp = {h.name: h.default for h in spec.hparams}
+    hp.update(cfg.get("hparams", {}))
     torch.manual_seed(int(cfg.get("seed", 0)))
     try:
         nets = {k: v.to(dev) for k, v in dict(spec.build(info, hp)).items()}

@@ -1,8 +1,8 @@
 """Resolving a run's configuration.
 
-Precedence, lowest first: engine defaults -> the architecture's defaults -> the loss's and the
-penalty's suggestions -> the architecture's variant (``--set variant=NAME``) -> ``--config
-FILE.toml`` -> command-line options and ``--set key=value``.
+Precedence, lowest first: engine defaults -> the architecture's defaults -> its defaults for the kind
+of data (``data_defaults``) -> the loss's and the penalty's suggestions -> the architecture's variant
+(``--set variant=NAME``) -> ``--config FILE.toml`` -> command-line options and ``--set key=value``.
 The resolved configuration is written to ``config.toml`` in the run directory and is itself a valid
 ``--config`` file.
 """
@@ -46,12 +46,21 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
 OPTIMIZERS = ("adam", "rmsprop")
 
 
+_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _why(exc: Exception, typ: type, value: Any) -> str:
+    """A parse failure in words: 'expected an integer, got 'abc'' rather than int()'s message."""
+    text = str(exc)
+    return text if text.startswith("expected") else f"expected {_EXPECTED.get(typ, typ.__name__)}, got {value!r}"
+
+
 def _parse(key: str, typ: type, value: Any) -> Any:
     probe = HParam(key if key.isidentifier() else "value", typ, None)
     try:
         return probe.parse(value)
     except (ValueError, TypeError) as exc:
-        raise GanzooError(f"--set {key}: {exc}; {key} takes a {typ.__name__}") from None
+        raise GanzooError(f"--set {key}: {_why(exc, typ, value)}") from None
 
 
 def valid_keys(arch: ArchitectureSpec) -> list[str]:
@@ -73,7 +82,7 @@ def resolve_key(arch: ArchitectureSpec, key: str, value: Any, source: str = "--s
         try:
             return "hparams", bare, hp.parse(value)
         except (ValueError, TypeError) as exc:
-            raise GanzooError(f"{source} {bare}: {exc}; '{bare}' is a {hp.type.__name__}") from None
+            raise GanzooError(f"{source} {bare}: {_why(exc, hp.type, value)}") from None
     if key in FIELDS:
         return "run", key, _parse(key, FIELDS[key][0], value)
     keys = valid_keys(arch)
@@ -131,6 +140,21 @@ def variant_settings(arch: ArchitectureSpec, name: str) -> tuple[dict[str, Any],
     return run, hps
 
 
+def data_kind_settings(registry: Registry, arch: ArchitectureSpec, data: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (run, hparams) settings of ``arch.data_defaults`` for the kind of ``data`` (NAME or
+    FORMAT:PATH); ({}, {}) when there are none or the data set is unknown (loading reports that)."""
+    name = str(data).split(":", 1)[0].strip()
+    if not arch.data_defaults or name not in registry.names("dataset"):
+        return {}, {}
+    kind = registry.get("dataset", name).kind
+    run: dict[str, Any] = {}
+    hps: dict[str, Any] = {}
+    for key, value in arch.data_defaults.get(kind, {}).items():
+        section, k2, parsed = resolve_key(arch, key, value, source=f"data_defaults['{kind}'] of '{arch.name}':")
+        (hps if section == "hparams" else run)[k2] = parsed
+    return run, hps
+
+
 def incompatibility(registry: Registry, arch: ArchitectureSpec, loss: str, penalty: str,
                     hp: Mapping[str, Any] | None = None) -> str | None:
     """Why ``arch`` cannot train with ``loss`` and ``penalty`` ("none" for none), or None when it can.
@@ -183,13 +207,15 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
     cfg["arch"] = arch.name
     var_run, var_hps = variant_settings(arch, run.get("variant") or "")
     cfg["data"] = run.get("data") or var_run.get("data") or arch.defaults.get("data") or arch.default_data
-    cfg["loss"] = run.get("loss") or var_run.get("loss") or arch.default_loss
-    pen = run["penalty"] if "penalty" in run else var_run.get("penalty", arch.default_penalty)
+    kind_run, kind_hps = data_kind_settings(registry, arch, cfg["data"])
+    cfg["loss"] = run.get("loss") or var_run.get("loss") or kind_run.get("loss") or arch.default_loss
+    pen = run["penalty"] if "penalty" in run else var_run.get("penalty", kind_run.get("penalty", arch.default_penalty))
     cfg["penalty"] = "none" if pen in (None, "", "none") else pen
 
     loss = registry.get("loss", cfg["loss"])
     penalty = None if cfg["penalty"] == "none" else registry.get("penalty", cfg["penalty"])
     hp = {h.name: h.default for h in arch.hparams}
+    hp.update(kind_hps)
     hp.update(var_hps)
     hp.update(hps)
     why = incompatibility(registry, arch, cfg["loss"], cfg["penalty"], hp)
@@ -198,6 +224,7 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
 
     g, d = arch.optimizers["G"], arch.optimizers["D"]
     cfg.update(optimizer=g.name, lr_g=g.lr, lr_d=d.lr, beta1=g.betas[0], beta2=g.betas[1], n_critic=arch.n_critic)
+    cfg.update({k: v for k, v in kind_run.items() if k not in ("data", "loss", "penalty")})
     cfg["penalty_weight"] = penalty.weight if penalty else 0.0
     for suggested in (loss.suggested, penalty.suggested if penalty else {}):
         for key, value in suggested.items():

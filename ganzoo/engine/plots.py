@@ -68,7 +68,7 @@ def save_scatter(fake: torch.Tensor, real: torch.Tensor, path: str | Path, title
     ax.legend(loc="upper right", markerscale=4, fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.07, top=0.94)  # fixed: tight_layout costs a third
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -64,7 +64,7 @@ class RunDir:
         import tomllib
 
         if not self.path.exists():
-            raise GanzooError(f"run directory {self.path} does not exist")
+            raise GanzooError(f"run directory {self.path} does not exist; pass the folder 'ganzoo train' printed")
         if not self.is_run():
             raise GanzooError(f"{self.path} is not a ganzoo run directory (no {CONFIG}); pass the folder 'ganzoo train' printed")
         try:

@@ -1,0 +1,141 @@
+"""DCGAN quality bar on the embedded ``digits`` set (1,797 real 8x8 digits, served at 16 px).
+
+Trains ``ganzoo train dcgan`` with its defaults for several seeds on CPU, then scores each run with
+``ganzoo eval RUN --json`` (a small CNN classifier trained on the real digits stands in for
+Inception). Bars, on the median over seeds:
+
+* ``classes_covered``  -- all 10 digit classes appear among the samples;
+* ``classifier_is``    -- Inception-Score-like figure from the classifier, >= 8 (10 is perfect);
+* ``fd_ratio``         -- classifier Fréchet distance / the real-vs-real floor, <= 3.
+
+    python benchmarks/dcgan_digits.py                      # 3 seeds, the architecture's defaults
+    python benchmarks/dcgan_digits.py --seeds 0 --steps 500 --set ngf=32 --keep /tmp/dc
+
+Prints a table, writes ``benchmarks/results/dcgan_digits.json`` (with the machine: platform, CPU
+count, torch version) and exits 1 when a median misses its bar. ``--grid PATH`` copies the last
+sample grid of the first seed (the picture in docs/architectures/dcgan.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# metric -> (">=" or "<=", threshold); "classes" is replaced by the data's class count
+DCGAN_BARS = {"classes_covered": (">=", "classes"), "classifier_is": (">=", 8.0), "fd_ratio": ("<=", 3.0)}
+
+
+def train_seed(arch: str, seed: int, steps: int | None, sets: list[str], out: Path) -> dict:
+    from ganzoo.engine.config import flatten_user, parse_assignment, resolve
+    from ganzoo.engine.rundir import RunDir
+    from ganzoo.engine.trainer import Trainer
+    from ganzoo.registry import get_registry
+
+    reg = get_registry()
+    spec = reg.get("architecture", arch)
+    cli: dict = {"seed": seed, "device": "cpu"}
+    if steps:
+        cli["steps"] = steps
+    for _, key, value in (parse_assignment(spec, s) for s in sets):
+        cli[key] = value
+    run, hps = flatten_user(spec, {}, cli)
+    cfg = resolve(reg, spec, run, hps)
+    trainer = Trainer(cfg, RunDir(str(out)), quiet=True)
+    t0 = time.perf_counter()
+    trainer.fit()
+    return {"seed": seed, "steps": cfg["steps"], "image_size": cfg["image_size"],
+            "train_seconds": round(time.perf_counter() - t0, 1), "num_classes": trainer.p.dataset.info.num_classes}
+
+
+def eval_run(run_dir: Path, threads: int) -> dict:
+    """``ganzoo eval RUN --json``, exactly as a user runs it."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    exe = shutil.which("ganzoo") or "ganzoo"
+    proc = subprocess.run([exe, "eval", str(run_dir), "--json"], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"ganzoo eval {run_dir} failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _passes(value: float, op: str, bar: float) -> bool:
+    return value >= bar if op == ">=" else value <= bar
+
+
+def bench(arch: str, bars: dict, name: str, description: str) -> int:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default: the architecture's)")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="any 'ganzoo train --set' assignment, e.g. --set ngf=32")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
+    ap.add_argument("--keep", default=None, help="keep the run directories under this folder")
+    ap.add_argument("--json", default=None, help=f"write results here instead of benchmarks/results/{name}.json")
+    ap.add_argument("--grid", default=None, help="copy the first seed's final sample grid to this PNG")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    rows = []
+    for seed in args.seeds:
+        out = root / f"seed{seed}"
+        rec = train_seed(arch, seed, args.steps, args.sets, out)
+        metrics = eval_run(out, args.threads)
+        rec.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        if "classifier_fd" in rec and rec.get("classifier_fd_floor"):
+            rec["fd_ratio"] = rec["classifier_fd"] / rec["classifier_fd_floor"]
+        rec["run_dir"] = str(out)
+        rows.append(rec)
+        print(json.dumps(rec), file=sys.stderr, flush=True)
+        if args.grid and seed == args.seeds[0]:
+            grids = sorted((out / "samples").glob("step_*.png"))
+            Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(grids[-1], args.grid)
+
+    classes = rows[0]["num_classes"]
+    bars = {k: (op, classes if v == "classes" else v) for k, (op, v) in bars.items()}
+    absent = [k for k in bars if any(k not in r for r in rows)]
+    if absent:
+        print(f"ganzoo eval reported no {', '.join(absent)}: is ganzoo.metrics.image installed?", file=sys.stderr)
+        return 1
+    extra = ("classifier_is", "fd_ratio", "classifier_fd", "classifier_fd_floor", "train_seconds")
+    keys = list(bars) + [k for k in extra if k not in bars]
+    median = {k: statistics.median(r[k] for r in rows if k in r) for k in keys if all(k in r for r in rows)}
+    print(f"\n{arch} on digits at {rows[0]['image_size']} px, {len(rows)} seed(s), {rows[0]['steps']} steps, "
+          f"{args.threads} torch thread(s), {' '.join(args.sets) or 'defaults'}")
+    print(f"{'metric':<22}" + "".join(f"{'seed ' + str(r['seed']):>10}" for r in rows) + f"{'median':>10}{'bar':>10}")
+    for k in median:
+        bar = f"{bars[k][0]}{bars[k][1]:g}" if k in bars else ""
+        print(f"{k:<22}" + "".join(f"{r[k]:>10.3f}" for r in rows) + f"{median[k]:>10.3f}{bar:>10}")
+    missed = [k for k, (op, v) in bars.items() if not _passes(median[k], op, v)]
+
+    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+               "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
+               "python": platform.python_version()}
+    result = {"benchmark": name, "arch": arch, "data": "digits", "machine": machine, "settings": args.sets,
+              "bars": {k: f"{op} {v:g}" for k, (op, v) in bars.items()}, "median": median, "runs": rows,
+              "passed": not missed, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    path = Path(args.json) if args.json else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {path}")
+    if missed:
+        print(f"MISSED: {', '.join(missed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(bench("dcgan", DCGAN_BARS, "dcgan_digits", __doc__.splitlines()[0]))

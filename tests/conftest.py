@@ -1,0 +1,85 @@
+"""Shared test helpers: the ganzoo CLI in-process (fast) and as a real process (exit codes, stderr)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganzoo.registry import ALLOW_ENV, reset_registry
+
+torch.set_num_threads(1)  # tiny models on a shared 2-core machine: one thread is faster
+
+CORE_PLUGINS = "vanilla,losses,datasets"  # the built-in spine; other plugins cannot disturb these tests
+
+
+@contextlib.contextmanager
+def only_plugins(allow: str = CORE_PLUGINS):
+    """Load only the named entry points (GANZOO_PLUGINS) for the duration; then restore."""
+    old = os.environ.get(ALLOW_ENV)
+    os.environ[ALLOW_ENV] = allow
+    reset_registry()
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(ALLOW_ENV, None)
+        else:
+            os.environ[ALLOW_ENV] = old
+        reset_registry()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    exception: BaseException | None = None  # an unexpected exception: the user would see a traceback
+
+    @property
+    def lines(self) -> list[str]:
+        return self.out.splitlines()
+
+
+def invoke(*args) -> Result:
+    """``ganzoo ARGS`` in this process (click's CliRunner); stdout and stderr kept apart."""
+    from click.testing import CliRunner
+
+    from ganzoo.cli.main import cli
+
+    r = CliRunner().invoke(cli, [str(a) for a in args], prog_name="ganzoo")
+    exc = None if r.exception is None or isinstance(r.exception, SystemExit) else r.exception
+    return Result(r.exit_code, r.stdout, r.stderr, exc)
+
+
+def run_process(*args, cwd: str | Path | None = None, timeout: float = 300) -> Result:
+    """``ganzoo ARGS`` as a real process (stdin/stderr are not TTYs), with the core plugins only."""
+    env = {**os.environ, ALLOW_ENV: CORE_PLUGINS, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "ganzoo.cli.main", *map(str, args)], capture_output=True,
+                       text=True, env=env, cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL)
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+def assert_user_error(r: Result, *fragments: str) -> str:
+    """A user mistake: exit code 2, one line on stderr 'ganzoo: error: ...', no traceback."""
+    assert r.exception is None, f"unexpected {type(r.exception).__name__}: {r.exception}"
+    assert r.code == 2, (r.code, r.out, r.err)
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ganzoo: error: "), r.err
+    assert "Traceback" not in r.err + r.out
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def cli():
+    """``cli(*args) -> Result``: the CLI in-process with only the core plugins loaded."""
+    with only_plugins():
+        yield invoke
