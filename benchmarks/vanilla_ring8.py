@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "benchmark": "vanilla_ring8",
-        "command": "ganzoo train vanilla --seed S --device cpu " + " ".join(args.extra) + f" (OMP_NUM_THREADS={args.threads})",
+        "command": " ".join(["ganzoo train vanilla --seed S --device cpu", *args.extra, f"(OMP_NUM_THREADS={args.threads})"]),
         "machine": machine(args.threads),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],

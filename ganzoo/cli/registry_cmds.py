@@ -144,7 +144,7 @@ def info_cmd(arch, as_json):
         "data_kinds": list(s.data_kinds), "needs_labels": s.needs_labels, "default_data": s.default_data,
         "default_loss": s.default_loss, "default_penalty": s.default_penalty, "n_critic": s.n_critic,
         "groups": {g: list(n) for g, n in s.groups.items()}, "optimizers": opt,
-        "defaults": dict(s.defaults), "hparams": hps,
+        "defaults": dict(s.defaults), "data_defaults": {k: dict(v) for k, v in s.data_defaults.items()}, "hparams": hps,
         "exports": [{"network": e.network, "inputs": list(e.inputs), "output": e.output} for e in s.exports],
         "incompatible": dict(s.incompatible),
         "variants": {k: dict(v) for k, v in s.variants.items()},
@@ -163,6 +163,8 @@ def info_cmd(arch, as_json):
         click.echo(f"optimizer {g}:    {o['optimizer']} lr {o['lr']:g} betas {tuple(o['betas'])}")
     if s.defaults:
         click.echo("run defaults:   " + ", ".join(f"{k}={v}" for k, v in s.defaults.items()))
+    for kind, settings in s.data_defaults.items():  # over the lines above for that kind of data
+        click.echo(f"{'on ' + kind + ' data:':<16}" + ", ".join(f"{k}={v}" for k, v in settings.items()))
     click.echo(f"networks:       G group {list(s.groups['G'])}, D group {list(s.groups['D'])}")
     click.echo("exports:        " + ", ".join(f"{e['network']}({', '.join(e['inputs'])})" for e in info["exports"]))
     if s.incompatible:
