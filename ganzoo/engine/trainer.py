@@ -156,7 +156,10 @@ class Trainer:
 
     @torch.no_grad()
     def _ema_update(self) -> None:
-        decay = float(self.cfg["ema"])
+        # Warm-up (as in TensorFlow's ExponentialMovingAverage with num_updates): early on the decay is
+        # lower, so the average does not keep a large share of the random initial weights.
+        step = self.p.ctx.step
+        decay = min(float(self.cfg["ema"]), (1.0 + step) / (10.0 + step))
         for name, ema in self.p.ema.items():
             net = self.p.nets[name]
             for pe, pn in zip(ema.parameters(), net.parameters()):
