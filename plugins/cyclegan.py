@@ -3,9 +3,15 @@
 Two ResNet generators G_AB: A -> B and G_BA: B -> A, two PatchGAN discriminators D_A (real A vs
 G_BA(b)) and D_B (real B vs G_AB(a)). On the shared engine: one D update (both discriminators, on
 images drawn from a history pool of 50 generated images each), then one G update (both
-generators: adversarial + lambda * cycle L1 + 0.5 * lambda * identity L1). Adversarial terms go
-through the run's loss (``--loss``, LSGAN by default, relativistic ones included); cycle and identity terms stay here. The
-learning rate is constant for the first half of the run and decays linearly to zero over the second.
+generators: adversarial + lambda_cycle * cycle L1 + lambda_cycle * lambda_identity * identity L1).
+Adversarial terms go through the run's loss (``--loss``, LSGAN by default, relativistic ones
+included); cycle and identity terms stay here. The learning rate is constant for the first half of
+the run and decays linearly to zero over the second (the reference's schedule, by step).
+
+Defaults are tuned for small images such as the embedded ``digits-unpaired`` (8 px): a
+full-resolution generator, lambda_cycle 2 and no identity loss (see docs/architectures/cyclegan.md
+for why the paper's 10 / 0.5 lock it into the identity map there); ``--set variant=paper`` gives
+the paper's settings for 128-256 px photos.
 """
 
 from __future__ import annotations
@@ -126,16 +132,19 @@ def ganzoo_architectures():
                 HParam("ngf", int, 32, "generator width (channels of its first layer; paper: 64)"),
                 HParam("ndf", int, 32, "discriminator width (channels of its first layer; paper: 64)"),
                 HParam("n_blocks", int, 0, "residual blocks in each generator; 0: by image size (9 at 256 px, 6 at 128, 2 below 32)"),
-                HParam("n_down", int, -1, "stride-2 downsamplings in each generator, 0-2; -1: 2 (paper) unless the "
-                       "bottleneck would fall below 4x4 (8 px: 1)"),
+                HParam("n_down", int, -1, "stride-2 downsamplings in each generator, 0-2; -1: by image size "
+                       "(2 as the paper from 64 px, 1 at 32-63 px, 0 below)"),
                 HParam("n_layers_d", int, 0, "stride-2 layers of the PatchGAN; 0: deepest that fits, at most 3 (70x70 patches)"),
-                HParam("lambda_cycle", float, 10.0, "weight of the cycle-consistency L1 loss"),
-                HParam("lambda_identity", float, 0.5, "identity L1 weight, relative to lambda_cycle (0: off)"),
+                HParam("lambda_cycle", float, 2.0, "weight of the cycle-consistency L1 loss (paper: 10)"),
+                HParam("lambda_identity", float, 0.0, "identity L1 weight, relative to lambda_cycle (reference code: 0.5; 0: off)"),
                 HParam("pool_size", int, 50, "generated images kept per domain to train the discriminators (0: off)"),
                 HParam("init", str, "normal", "weight init: 'normal' (N(0, 0.02), as the paper) or 'default' (PyTorch)",
                        choices=("normal", "default")),
             ),
-            defaults={"steps": 1500, "batch_size": 16},
+            variants={
+                "paper": {"lambda_cycle": 10.0, "lambda_identity": 0.5},  # + --set ngf=64 --set ndf=64 --batch-size 1
+            },
+            defaults={"steps": 600, "batch_size": 16},
             exports=(
                 ExportSpec("G_AB", ("image",), "image", "ResNet generator: domain A image -> domain B image"),
                 ExportSpec("G_BA", ("image",), "image", "ResNet generator: domain B image -> domain A image"),

@@ -29,10 +29,11 @@ def auto_blocks(size: int) -> int:
 
 
 def auto_down(size: int) -> int:
-    """Downsamplings for ``size`` px: 2 as in the paper, fewer when the bottleneck would drop below
-    4x4 (at 8 px: 1), so a small image is not squeezed through a 2x2 feature map."""
+    """Downsamplings for ``size`` px: 2 as in the paper while the bottleneck stays at least 16 px
+    (64 px and up), 1 at 32-63 px, none below. A small image squeezed through a 2x2 or 4x4 bottleneck
+    gets *repainted* (on digits: another digit), while a full-resolution generator stays local."""
     n = 0
-    while n < MAX_DOWN and size // 2 ** (n + 1) >= 4:
+    while n < MAX_DOWN and size // 2 ** (n + 1) >= 16:
         n += 1
     return n
 
