@@ -143,10 +143,15 @@ def main() -> int:
     median = {k: statistics.median(r[k] for r in rows) for k in keys}
     print(f"\ncyclegan on digits-unpaired, {len(rows)} seed(s), {rows[0]['steps']} steps, "
           f"{args.threads} torch thread(s), {' '.join(args.sets) or 'defaults'}")
-    print(f"{'metric':<30}" + "".join(f"{'seed ' + str(r['seed']):>10}" for r in rows) + f"{'median':>10}{'bar':>8}")
+    print(f"{'metric':<32}" + "".join(f"{'seed ' + str(r['seed']):>10}" for r in rows) + f"{'median':>10}{'bar':>8}")
     for k in keys:
         bar = f">={BARS[k]:.2f}" if k in BARS else ""
-        print(f"{k:<30}" + "".join(f"{r[k]:>10.3f}" for r in rows) + f"{median[k]:>10.3f}{bar:>8}")
+        print(f"{k:<32}" + "".join(f"{r[k]:>10.3f}" for r in rows) + f"{median[k]:>10.3f}{bar:>8}")
+    shared = [k for k in ("label_preservation", "domain_accuracy", "mapping_l1", "cycle_l1", "classifier_accuracy")
+              if all(k in r.get("ganzoo_eval", {}) for r in rows)]
+    for k in shared:  # the same runs scored by `ganzoo eval` (its own CNN classifier, [-1, 1] L1 units)
+        vals = [r["ganzoo_eval"][k] for r in rows]
+        print(f"{'ganzoo eval ' + k:<32}" + "".join(f"{v:>10.3f}" for v in vals) + f"{statistics.median(vals):>10.3f}")
     missed = [k for k, v in BARS.items() if median[k] < v]
 
     machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),

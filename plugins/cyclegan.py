@@ -97,7 +97,8 @@ class CycleGANStep(Step):
         raise GanzooError("cyclegan translates images and has no latent code; translate images A -> B or B -> A instead")
 
     def fixed_inputs(self, ctx, dataset, n, seed):
-        return {"a": dataset.all_real(PREVIEW_N, "a"), "b": dataset.all_real(PREVIEW_N, "b")}
+        k = min(PREVIEW_N, len(dataset), dataset.len_b)  # the same count per domain keeps the rows aligned
+        return {"a": dataset.all_real(k, "a"), "b": dataset.all_real(k, "b")}
 
     def preview(self, ctx, fixed, nets=None):
         a, b = fixed["a"].to(ctx.device), fixed["b"].to(ctx.device)

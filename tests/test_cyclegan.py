@@ -172,6 +172,23 @@ def test_preview_rows_are_translations_of_the_fixed_images(tmp_path):
         parts.step.generate(parts.ctx, torch.zeros(1, 1))
 
 
+def test_rgb_folders_in_the_cyclegan_layout_train_and_preview(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for sub, count in (("trainA", 3), ("trainB", 5)):
+        (tmp_path / sub).mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(tmp_path / sub / f"{i}.png")
+    cfg = config(data=f"unpaired:{tmp_path}", image_size=8, batch_size=2)
+    trainer = Trainer(cfg, RunDir(tmp_path / "run"), quiet=True)
+    assert trainer.p.nets["G_AB"](trainer.p.dataset.all_real(2, "b")).shape == (2, 3, 8, 8)
+    logs = trainer.train_step(1)
+    assert torch.isfinite(logs["g_loss"]) and torch.isfinite(logs["d_loss"])
+    pv = trainer.p.step.preview(trainer.p.ctx, trainer.fixed)
+    assert pv.nrow == 3 and pv.images.shape == (18, 3, 8, 8)  # 3 images per row: A has only 3
+
+
 def test_step_losses_pair_each_generator_with_the_right_discriminator():
     parts = build_run(config(hparams={"lambda_cycle": 3.0, "lambda_identity": 0.5}))
     ds, n = parts.dataset, parts.nets
