@@ -22,7 +22,7 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from ganzoo import ArchitectureSpec, GanzooError, hookimpl
+from ganzoo import ArchitectureSpec, GanzooError, OptimizerSpec, hookimpl
 from ganzoo.api import DataInfo, Step
 from ganzoo.cli.main import cli
 from ganzoo.data.resolve import load_dataset
@@ -281,7 +281,7 @@ def test_loss_and_variant_settings_compose():
     r, h = flatten_user(van, {}, {"penalty": "gp"})
     assert resolve(REG, van, r, h)["n_critic"] == 1  # gp alone keeps the non-saturating GAN's optimiser
     cfg = resolve(REG, w, {}, {})
-    assert (cfg["loss"], cfg["penalty"], cfg["n_critic"], cfg["optimizer"], cfg["lr_d"]) == ("wgan", "gp", 5, "adam", 1e-4)
+    assert (cfg["loss"], cfg["penalty"], cfg["penalty_weight"], cfg["n_critic"], cfg["optimizer"]) == ("wgan", "gp", 10.0, 5, "adam")
     assert (cfg["beta1"], cfg["beta2"], cfg["hparams"]["clip"]) == (0.0, 0.9, 0.0)
     r, h = flatten_user(w, {}, {"variant": "clip"})
     cfg = resolve(REG, w, r, h)
@@ -290,6 +290,21 @@ def test_loss_and_variant_settings_compose():
     r, h = flatten_user(w, {}, {"variant": "clip", "lr_d": 1e-4, "clip": 0.05})  # the user's options win
     cfg = resolve(REG, w, r, h)
     assert (cfg["lr_d"], cfg["lr_g"], cfg["hparams"]["clip"]) == (1e-4, 5e-5, 0.05)
+
+
+def test_an_architectures_own_defaults_beat_its_default_losss_suggestions():
+    """Suggestions adapt an architecture to another loss; for its own default loss it is tuned."""
+    own = ArchitectureSpec(name="own", summary="t", build=lambda i, h: {}, make_step=Step, default_loss="wgan",
+                           default_penalty="gp", n_critic=2, optimizers={"G": OptimizerSpec("adam", 7e-4, (0.5, 0.99)),
+                                                                         "D": OptimizerSpec("adam", 3e-3, (0.5, 0.99))})
+    cfg = resolve(REG, own, {}, {})
+    assert (cfg["lr_g"], cfg["lr_d"], cfg["beta1"], cfg["n_critic"]) == (7e-4, 3e-3, 0.5, 2)
+    cfg = resolve(REG, own, {"loss": "hinge"}, {})  # hinge suggests nothing: still the architecture's
+    assert (cfg["lr_g"], cfg["n_critic"]) == (7e-4, 2)
+    other = ArchitectureSpec(name="other", summary="t", build=lambda i, h: {}, make_step=Step,
+                             optimizers=own.optimizers)
+    cfg = resolve(REG, other, {"loss": "wgan", "penalty": "gp"}, {})  # not its own loss: suggestions apply
+    assert (cfg["lr_g"], cfg["lr_d"], cfg["beta1"], cfg["beta2"], cfg["n_critic"]) == (1e-4, 1e-4, 0.0, 0.9, 5)
 
 
 # -- wgan ----------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Resolving a run's configuration.
 
 Precedence, lowest first: engine defaults -> the architecture's defaults -> its defaults for the kind
-of data (``data_defaults``) -> the loss's and the penalty's suggestions -> the architecture's variant
+of data (``data_defaults``) -> the loss's and the penalty's suggestions (only for a loss or penalty
+other than the architecture's own default, whose settings it has tuned) -> the architecture's variant
 (``--set variant=NAME``) -> ``--config FILE.toml`` -> command-line options and ``--set key=value``.
 The resolved configuration is written to ``config.toml`` in the run directory and is itself a valid
 ``--config`` file.
@@ -226,7 +227,12 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
     cfg.update(optimizer=g.name, lr_g=g.lr, lr_d=d.lr, beta1=g.betas[0], beta2=g.betas[1], n_critic=arch.n_critic)
     cfg.update({k: v for k, v in kind_run.items() if k not in ("data", "loss", "penalty")})
     cfg["penalty_weight"] = penalty.weight if penalty else 0.0
-    for suggested in (loss.suggested, penalty.suggested if penalty else {}):
+    # A loss's (penalty's) suggestions adapt an architecture to a loss it was not tuned for; with its
+    # own default loss (penalty) the architecture's defaults are already the tuned ones and stay.
+    own_loss = kind_run.get("loss") or arch.default_loss
+    own_pen = kind_run.get("penalty", arch.default_penalty) or "none"
+    for suggested in (loss.suggested if cfg["loss"] != own_loss else {},
+                      penalty.suggested if penalty and cfg["penalty"] != own_pen else {}):
         for key, value in suggested.items():
             if key == "betas":
                 cfg["beta1"], cfg["beta2"] = value
