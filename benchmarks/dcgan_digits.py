@@ -9,6 +9,7 @@ Inception). Bars, on the median over seeds:
 * ``fd_ratio``         -- classifier Fréchet distance / the real-vs-real floor, <= 3.
 
     python benchmarks/dcgan_digits.py                      # 3 seeds, the architecture's defaults
+    python benchmarks/dcgan_digits.py --jobs 2                # two seeds at a time, 1 thread each
     python benchmarks/dcgan_digits.py --seeds 0 --steps 500 --set ngf=32 --keep /tmp/dc
 
 Prints a table, writes ``benchmarks/results/dcgan_digits.json`` (with the machine: platform, CPU
@@ -19,7 +20,9 @@ sample grid of the first seed (the picture in docs/architectures/dcgan.md).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -69,6 +72,19 @@ def eval_run(run_dir: Path, threads: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_seed(arch: str, seed: int, steps: int | None, sets: list[str], out: Path, threads: int) -> dict:
+    """Train one seed, then score it with ``ganzoo eval``."""
+    torch.set_num_threads(threads)
+    rec = train_seed(arch, seed, steps, sets, out)
+    metrics = eval_run(out, threads)
+    rec.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if "classifier_fd" in rec and rec.get("classifier_fd_floor"):
+        rec["fd_ratio"] = rec["classifier_fd"] / rec["classifier_fd_floor"]
+    rec["run_dir"] = str(out)
+    print(json.dumps(rec), file=sys.stderr, flush=True)
+    return rec
+
+
 def _passes(value: float, op: str, bar: float) -> bool:
     return value >= bar if op == ">=" else value <= bar
 
@@ -79,8 +95,9 @@ def bench(arch: str, bars: dict, name: str, description: str) -> int:
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: the architecture's)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="any 'ganzoo train --set' assignment, e.g. --set ngf=32")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
-    ap.add_argument("--keep", default=None, help="keep the run directories under this folder")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per run (the machine is shared)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds trained at the same time, one process each")
+    ap.add_argument("--keep", default=None, help="keep the run directories under this folder (default: deleted)")
     ap.add_argument("--json", default=None, help=f"write results here instead of benchmarks/results/{name}.json")
     ap.add_argument("--grid", default=None, help="copy the first seed's final sample grid to this PNG")
     args = ap.parse_args()
@@ -88,21 +105,21 @@ def bench(arch: str, bars: dict, name: str, description: str) -> int:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix=f"{name}-"))
-    rows = []
-    for seed in args.seeds:
-        out = root / f"seed{seed}"
-        rec = train_seed(arch, seed, args.steps, args.sets, out)
-        metrics = eval_run(out, args.threads)
-        rec.update({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        if "classifier_fd" in rec and rec.get("classifier_fd_floor"):
-            rec["fd_ratio"] = rec["classifier_fd"] / rec["classifier_fd_floor"]
-        rec["run_dir"] = str(out)
-        rows.append(rec)
-        print(json.dumps(rec), file=sys.stderr, flush=True)
-        if args.grid and seed == args.seeds[0]:
-            grids = sorted((out / "samples").glob("step_*.png"))
-            Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(grids[-1], args.grid)
+    jobs = [(arch, seed, args.steps, args.sets, root / f"seed{seed}", args.threads) for seed in args.seeds]
+    if args.jobs > 1:  # one process per seed, each with --threads threads
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+            rows = list(pool.map(run_seed, *zip(*jobs)))
+    else:
+        rows = [run_seed(*job) for job in jobs]
+    if args.grid:
+        grids = sorted((root / f"seed{args.seeds[0]}" / "samples").glob("step_*.png"))
+        Path(args.grid).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(grids[-1], args.grid)
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+        for r in rows:
+            r.pop("run_dir")
 
     classes = rows[0]["num_classes"]
     bars = {k: (op, classes if v == "classes" else v) for k, (op, v) in bars.items()}
@@ -121,7 +138,7 @@ def bench(arch: str, bars: dict, name: str, description: str) -> int:
         print(f"{k:<22}" + "".join(f"{r[k]:>10.3f}" for r in rows) + f"{median[k]:>10.3f}{bar:>10}")
     missed = [k for k, (op, v) in bars.items() if not _passes(median[k], op, v)]
 
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    machine = {"jobs": args.jobs, "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
                "python": platform.python_version()}
     result = {"benchmark": name, "arch": arch, "data": "digits", "machine": machine, "settings": args.sets,

@@ -122,7 +122,7 @@ def ganzoo_architectures():
                 HParam("d_cond", str, "projection", "how D sees the label: projection (Miyato & Koyama) or concat",
                        choices=("projection", "concat")),
             ),
-            defaults={"image_size": 16, "steps": 1500, "batch_size": 64},
+            defaults={"image_size": 16, "steps": 1000, "batch_size": 64},
             exports=(ExportSpec("G", ("z", "labels"), "image", "conditional generator (z, labels) -> image"),),
             min_image_size=8,
             variants={"wgan-gp": {"loss": "wgan", "penalty": "gp", "d_norm": "layer"}},

@@ -76,7 +76,8 @@ def ganzoo_architectures():
             make_step=DCGANStep,
             data_kinds=("image",),
             default_data="digits",
-            default_loss="ns",
+            default_loss="hinge",
+            default_penalty="r1",
             optimizers={"G": adam, "D": adam},
             hparams=(
                 HParam("latent_dim", int, 100, "size of the latent code z"),
@@ -85,7 +86,7 @@ def ganzoo_architectures():
                 HParam("d_norm", str, "batch", "normalisation of the inner D layers ('layer' or 'none' with --penalty gp)",
                        choices=NORMS),
             ),
-            defaults={"image_size": 16, "steps": 1500, "batch_size": 64},
+            defaults={"image_size": 16, "steps": 3000, "batch_size": 64, "penalty_weight": 1.0},
             exports=(ExportSpec("G", ("z",), "image", "DCGAN generator z -> image"),),
             min_image_size=8,
             variants={"wgan-gp": {"loss": "wgan", "penalty": "gp", "d_norm": "layer"}},

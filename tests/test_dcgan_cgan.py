@@ -189,3 +189,33 @@ def test_cgan_on_unlabelled_data_is_one_line(run_cli, tmp_path):
 def test_bad_image_size_is_one_line(run_cli, tmp_path, arch, size, needle):
     res = run_cli("train", arch, "--image-size", size, "--steps", "1", "--out", str(tmp_path / "r"), "--quiet")
     _one_line_error(res, needle)
+
+
+# -- defaults ------------------------------------------------------------------------------------
+
+
+def _resolve(arch: str, **run):
+    from ganzoo.engine.config import resolve
+    from ganzoo.registry import get_registry
+
+    reg = get_registry()
+    return resolve(reg, reg.get("architecture", arch), run, {})
+
+
+def test_dcgan_default_penalty_keeps_its_tuned_weight(run_cli):
+    cfg = _resolve("dcgan")
+    assert (cfg["loss"], cfg["penalty"], cfg["penalty_weight"]) == ("hinge", "r1", 1.0)
+    assert _resolve("dcgan", penalty="r1")["penalty_weight"] == 1.0  # the same penalty, named
+    assert _resolve("dcgan", penalty="r1", penalty_weight=5.0)["penalty_weight"] == 5.0  # the user wins
+    assert _resolve("dcgan", penalty="none")["penalty_weight"] == 0.0
+    wgp = _resolve("dcgan", variant="wgan-gp")  # another penalty gets its own weight
+    assert (wgp["loss"], wgp["penalty"], wgp["penalty_weight"], wgp["hparams"]["d_norm"]) == ("wgan", "gp", 10.0, "layer")
+    cg = _resolve("cgan")
+    assert (cg["loss"], cg["penalty"], cg["penalty_weight"]) == ("ns", "none", 0.0)
+
+
+def test_gradient_penalty_needs_a_batchnorm_free_critic(run_cli, tmp_path):
+    res = run_cli("train", "dcgan", "--penalty", "gp", "--steps", "1", "--out", str(tmp_path / "r"), *TINY)
+    _one_line_error(res, "BatchNorm")
+    ok = run_cli("train", "dcgan", "--set", "variant=wgan-gp", "--steps", "2", "--out", str(tmp_path / "w"), *TINY)
+    assert ok.exit_code == 0, ok.output

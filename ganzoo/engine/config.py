@@ -226,11 +226,14 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
     g, d = arch.optimizers["G"], arch.optimizers["D"]
     cfg.update(optimizer=g.name, lr_g=g.lr, lr_d=d.lr, beta1=g.betas[0], beta2=g.betas[1], n_critic=arch.n_critic)
     cfg.update({k: v for k, v in kind_run.items() if k not in ("data", "loss", "penalty")})
-    cfg["penalty_weight"] = penalty.weight if penalty else 0.0
     # A loss's (penalty's) suggestions adapt an architecture to a loss it was not tuned for; with its
     # own default loss (penalty) the architecture's defaults are already the tuned ones and stay.
     own_loss = kind_run.get("loss") or arch.default_loss
     own_pen = kind_run.get("penalty", arch.default_penalty) or "none"
+    # ... and so does the weight it tuned for its own penalty (``penalty_weight`` in its defaults).
+    tuned = kind_run.get("penalty_weight", arch.defaults.get("penalty_weight"))
+    own_weight = cfg["penalty"] == own_pen and tuned is not None
+    cfg["penalty_weight"] = (float(tuned) if own_weight else penalty.weight) if penalty else 0.0
     for suggested in (loss.suggested if cfg["loss"] != own_loss else {},
                       penalty.suggested if penalty and cfg["penalty"] != own_pen else {}):
         for key, value in suggested.items():
