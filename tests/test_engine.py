@@ -214,3 +214,26 @@ def test_eval_text_output(cli, seeded):
     assert r.code == 0, r.err
     keys = [ln.split()[0] for ln in r.lines]
     assert {"modes", "modes_total", "high_quality", "reverse_kl"} <= set(keys)
+
+
+def _lrs(run: Path) -> set[float]:
+    optim = last_state(run)["optim"]
+    return {pg["lr"] for g in ("G", "D") for pg in optim[g]["param_groups"]}
+
+
+def test_lr_decay_falls_linearly_to_zero(cli, tmp_path):
+    half = train(cli, tmp_path / "half", "--set", "lr_decay=0.5", steps=20)
+    const = train(cli, tmp_path / "const", steps=20)
+    assert _lrs(const) == {1e-3}  # vanilla's Adam(1e-3): untouched without lr_decay
+    assert _lrs(half) == {0.0}  # the last step's factor is 0
+
+    from ganzoo.engine.rundir import RunDir
+    from ganzoo.engine.trainer import Trainer
+
+    rd = RunDir(half)
+    trainer = Trainer(rd.read_config(), RunDir(tmp_path / "unit"), quiet=True)
+    seen = []
+    for step in (1, 10, 15, 20):
+        trainer._set_lr(step)
+        seen.append(trainer.opt["G"].param_groups[0]["lr"])
+    assert seen == pytest.approx([1e-3, 1e-3, 0.5e-3, 0.0])  # constant for half the run, then linear

@@ -37,6 +37,8 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "seed": (int, 0, "random seed"),
     "device": (str, "auto", "auto, cpu, cuda or cuda:N"),
     "ema": (float, 0.0, "EMA decay of the generator weights (0: off)"),
+    "lr_decay": (float, 1.0, "fraction of the run after which both learning rates fall linearly to 0 "
+                 "(1: constant; an architecture with its own schedule ignores it)"),
     "amp": (bool, False, "bfloat16 autocast on CUDA"),
     "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run)"),
     "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run)"),
@@ -261,6 +263,7 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(cfg["lr_g"] > 0 and cfg["lr_d"] > 0, "learning rates must be positive")
     need(cfg["optimizer"] in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, got '{cfg['optimizer']}'")
     need(0.0 <= cfg["ema"] < 1.0, f"ema must be in [0, 1), got {cfg['ema']}")
+    need(0.0 <= cfg["lr_decay"] <= 1.0, f"lr_decay must be in [0, 1] (a fraction of the run), got {cfg['lr_decay']}")
     need(cfg["image_size"] >= 0, f"--image-size must be positive, got {cfg['image_size']}")
     need(cfg["eval_samples"] >= 1, "eval_samples must be positive")
     dev = cfg["device"]

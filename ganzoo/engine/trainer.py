@@ -146,10 +146,14 @@ class Trainer:
         return contextlib.nullcontext()
 
     def _set_lr(self, step: int) -> None:
-        f = self.p.spec.lr_factor
-        if f is None:
+        f, total = self.p.spec.lr_factor, int(self.cfg["steps"])
+        start = float(self.cfg.get("lr_decay", 1.0)) * total
+        if f is not None:
+            factor = float(f(step, total))
+        elif start < total:  # constant, then linear decay to 0 at the last step
+            factor = 1.0 if step <= start else max(0.0, (total - step) / (total - start))
+        else:
             return
-        factor = float(f(step, int(self.cfg["steps"])))
         for g in ("G", "D"):
             for pg, base in zip(self.opt[g].param_groups, self.base_lr[g]):
                 pg["lr"] = base * factor
