@@ -66,6 +66,8 @@ def test_unknown_architecture(cli):
 def test_resume_a_folder_that_is_not_a_run(cli, tmp_path):
     assert_user_error(cli("train", "vanilla", "--resume", tmp_path), "not a ganzoo run directory")
     assert_user_error(cli("train", "vanilla", "--resume", tmp_path / "nope"), "does not exist")
+    (tmp_path / "last.pt").write_bytes(b"x")
+    assert_user_error(cli("train", "vanilla", "--resume", tmp_path / "last.pt"), "is a file, not a run directory")
 
 
 def test_resume_a_run_of_another_architecture(cli, run, tmp_path):

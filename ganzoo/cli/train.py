@@ -23,7 +23,7 @@ COMMON = [
     (("--out",), dict(type=click.Path(file_okay=False), help="Run directory (default runs/ARCH-TIMESTAMP).")),
     (("--config", "config_file"), dict(type=click.Path(dir_okay=False), help="TOML file of settings (a run's config.toml works).")),
     (("--set", "assignments"), dict(multiple=True, metavar="KEY=VALUE", help="Set any config key or hyper-parameter; repeatable.")),
-    (("--resume",), dict(type=click.Path(file_okay=False), help="Continue the run in RUN_DIR up to --steps.")),
+    (("--resume",), dict(type=click.Path(), help="Continue the run in RUN_DIR up to --steps.")),
     (("--quiet", "-q"), dict(is_flag=True, help="No progress bar or summary; still prints the run directory.")),
 ]
 RESUMABLE = {"steps", "quiet", "device", "resume"}

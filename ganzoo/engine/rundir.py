@@ -65,6 +65,8 @@ class RunDir:
 
         if not self.path.exists():
             raise GanzooError(f"run directory {self.path} does not exist; pass the folder 'ganzoo train' printed")
+        if not self.path.is_dir():
+            raise GanzooError(f"{self.path} is a file, not a run directory; pass the folder 'ganzoo train' printed")
         if not self.is_run():
             raise GanzooError(f"{self.path} is not a ganzoo run directory (no {CONFIG}); pass the folder 'ganzoo train' printed")
         try:
