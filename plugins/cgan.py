@@ -111,6 +111,7 @@ def ganzoo_architectures():
             needs_labels=True,
             default_data="digits",
             default_loss="ns",
+            default_penalty="r1",
             optimizers={"G": adam, "D": adam},
             hparams=(
                 HParam("latent_dim", int, 100, "size of the latent code z"),
@@ -122,7 +123,7 @@ def ganzoo_architectures():
                 HParam("d_cond", str, "projection", "how D sees the label: projection (Miyato & Koyama) or concat",
                        choices=("projection", "concat")),
             ),
-            defaults={"image_size": 16, "steps": 1000, "batch_size": 64},
+            defaults={"image_size": 16, "steps": 1000, "batch_size": 64, "penalty_weight": 1.0},
             exports=(ExportSpec("G", ("z", "labels"), "image", "conditional generator (z, labels) -> image"),),
             min_image_size=8,
             variants={"wgan-gp": {"loss": "wgan", "penalty": "gp", "d_norm": "layer"}},

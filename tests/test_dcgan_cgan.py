@@ -211,7 +211,7 @@ def test_dcgan_default_penalty_keeps_its_tuned_weight(run_cli):
     wgp = _resolve("dcgan", variant="wgan-gp")  # another penalty gets its own weight
     assert (wgp["loss"], wgp["penalty"], wgp["penalty_weight"], wgp["hparams"]["d_norm"]) == ("wgan", "gp", 10.0, "layer")
     cg = _resolve("cgan")
-    assert (cg["loss"], cg["penalty"], cg["penalty_weight"]) == ("ns", "none", 0.0)
+    assert (cg["loss"], cg["penalty"], cg["penalty_weight"]) == ("ns", "r1", 1.0)
 
 
 def test_gradient_penalty_needs_a_batchnorm_free_critic(run_cli, tmp_path):
