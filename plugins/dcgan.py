@@ -86,7 +86,7 @@ def ganzoo_architectures():
                 HParam("d_norm", str, "batch", "normalisation of the inner D layers ('layer' or 'none' with --penalty gp)",
                        choices=NORMS),
             ),
-            defaults={"image_size": 16, "steps": 3000, "batch_size": 64, "penalty_weight": 1.0},
+            defaults={"image_size": 16, "steps": 5000, "batch_size": 64, "penalty_weight": 1.0},
             exports=(ExportSpec("G", ("z",), "image", "DCGAN generator z -> image"),),
             min_image_size=8,
             variants={"wgan-gp": {"loss": "wgan", "penalty": "gp", "d_norm": "layer"}},
