@@ -34,9 +34,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS: dict[str, tuple[str, dict]] = {
     "wgan": ("wgan", {}),
     "wgan-clip": ("wgan", {"variant": "clip"}),
-    "vanilla+ns": ("vanilla", {}),
+    "vanilla": ("vanilla", {}),  # its 2D defaults: LSGAN, 2D code, EMA 0.99
+    "vanilla+ns": ("vanilla", {"loss": "ns"}),
     "vanilla+hinge": ("vanilla", {"loss": "hinge"}),
-    "vanilla+lsgan": ("vanilla", {"loss": "lsgan"}),
     "vanilla+wgan-gp": ("vanilla", {"loss": "wgan", "penalty": "gp"}),
 }
 BARS = {"ring8": (8, 0.90), "grid25": (24, 0.85)}  # data -> (modes >=, high quality >=)

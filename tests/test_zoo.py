@@ -341,3 +341,25 @@ def test_wgan_clip_variant_clips_the_critic_only(tmp_path):
     g = torch.cat([p.detach().flatten() for p in tr.p.nets["G"].parameters()])
     assert d.abs().max() <= 0.02 + 1e-7 and d.abs().max() > 0.019  # clipped, and the clip is reached
     assert g.abs().max() > 0.05  # the generator is not clipped
+
+
+def test_wgan_point_nets_standardise_with_the_first_batch(tmp_path):
+    """2D WGAN nets measure the data's centre and spread on the first batch (grid25: +-4, not the
+    unit circle), keep them in their state (so resume and export carry them) and change them never after."""
+    cfg = resolve(REG, spec("wgan"), {"data": "grid25", "steps": 3, "batch_size": 64, "device": "cpu"},
+                  {"hidden": 16, "layers": 2})
+    assert cfg["hparams"]["latent_dim"] == 2 and cfg["ema"] == 0.99  # the 2D data defaults
+    trainer = Trainer(cfg, RunDir(tmp_path / "run"), quiet=True)
+    g, d = trainer.p.nets["G"], trainer.p.nets["D"]
+    assert float(g.data.ready) == 0 and float(g.data.scale) == 1.0
+    trainer.train_step(1)
+    first = g.data.loc.clone(), g.data.scale.clone()
+    grid = trainer.p.dataset.x
+    assert float(first[1]) == pytest.approx(float(grid.std(0).mean()), rel=0.25)  # ~2.8 for {-4..4}^2
+    assert torch.equal(d.data.loc, first[0]) and torch.equal(d.data.scale, first[1])
+    trainer.train_step(2)
+    assert torch.equal(g.data.loc, first[0]) and torch.equal(g.data.scale, first[1])  # measured once
+    assert {"data.loc", "data.scale", "data.ready"} <= set(g.state_dict())
+    with torch.no_grad():  # the generator's output lives in data units: loc + scale * net(z)
+        z = torch.randn(5, 2)
+        assert torch.allclose(g(z), first[0] + first[1] * g.net(z), atol=1e-6)
