@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,7 +35,7 @@ import numpy as np
 import torch
 
 BARS = {"label_preservation_ab": 0.90, "domain_accuracy_ab": 0.95}
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS, finish, machine  # same folder: run as a script
 
 
 def _flat(x: torch.Tensor) -> np.ndarray:
@@ -154,20 +152,10 @@ def main() -> int:
         print(f"{'ganzoo eval ' + k:<32}" + "".join(f"{v:>10.3f}" for v in vals) + f"{statistics.median(vals):>10.3f}")
     missed = [k for k, v in BARS.items() if median[k] < v]
 
-    machine = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
-               "python": platform.python_version()}
-    result = {"benchmark": "cyclegan_digits", "machine": machine, "settings": args.sets, "bars": BARS,
+    result = {"benchmark": "cyclegan_digits", "machine": machine(args.threads), "settings": args.sets, "bars": BARS,
               "median": median, "runs": rows, "passed": not missed,
               "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    path = Path(args.json) if args.json else RESULTS / "cyclegan_digits.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {path}")
-    if missed:
-        print(f"MISSED: {', '.join(missed)}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(result, Path(args.json) if args.json else RESULTS / "cyclegan_digits.json", missed)
 
 
 if __name__ == "__main__":

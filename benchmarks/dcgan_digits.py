@@ -24,7 +24,6 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS, finish, machine  # same folder: run as a script
 # metric -> (">=" or "<=", threshold); "classes" is replaced by the data's class count
 DCGAN_BARS = {"classes_covered": (">=", "classes"), "classifier_is": (">=", 8.0), "fd_ratio": ("<=", 3.0)}
 
@@ -138,20 +137,10 @@ def bench(arch: str, bars: dict, name: str, description: str) -> int:
         print(f"{k:<22}" + "".join(f"{r[k]:>10.3f}" for r in rows) + f"{median[k]:>10.3f}{bar:>10}")
     missed = [k for k, (op, v) in bars.items() if not _passes(median[k], op, v)]
 
-    machine = {"jobs": args.jobs, "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-               "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": args.threads,
-               "python": platform.python_version()}
-    result = {"benchmark": name, "arch": arch, "data": "digits", "machine": machine, "settings": args.sets,
-              "bars": {k: f"{op} {v:g}" for k, (op, v) in bars.items()}, "median": median, "runs": rows,
-              "passed": not missed, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    path = Path(args.json) if args.json else RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {path}")
-    if missed:
-        print(f"MISSED: {', '.join(missed)}", file=sys.stderr)
-        return 1
-    return 0
+    result = {"benchmark": name, "arch": arch, "data": "digits", "machine": machine(args.threads, jobs=args.jobs),
+              "settings": args.sets, "bars": {k: f"{op} {v:g}" for k, (op, v) in bars.items()}, "median": median,
+              "runs": rows, "passed": not missed, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return finish(result, Path(args.json) if args.json else RESULTS / f"{name}.json", missed)
 
 
 if __name__ == "__main__":
