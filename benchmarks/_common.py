@@ -29,3 +29,22 @@ def finish(result: dict, path: Path, missed: list[str]) -> int:
         print(f"MISSED: {', '.join(missed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def trainer_for(arch: str, seed: int, steps: int | None, sets: list[str], out: Path):
+    """A CPU :class:`Trainer` for ``arch`` with its defaults, ``seed``, ``steps`` (None: the
+    architecture's) and ``KEY=VALUE`` settings as for ``--set``, writing its run into ``out``."""
+    from ganzoo.engine.config import flatten_user, parse_assignment, resolve
+    from ganzoo.engine.rundir import RunDir
+    from ganzoo.engine.trainer import Trainer
+    from ganzoo.registry import get_registry
+
+    reg = get_registry()
+    spec = reg.get("architecture", arch)
+    cli: dict = {"seed": seed, "device": "cpu"}
+    if steps:
+        cli["steps"] = steps
+    for _, key, value in (parse_assignment(spec, s) for s in sets):
+        cli[key] = value
+    run, hps = flatten_user(spec, {}, cli)
+    return Trainer(resolve(reg, spec, run, hps), RunDir(str(out)), quiet=True)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 BARS = {"label_preservation_ab": 0.90, "domain_accuracy_ab": 0.95}
-from _common import RESULTS, finish, machine  # same folder: run as a script
+from _common import RESULTS, finish, machine, trainer_for  # same folder: run as a script
 
 
 def _flat(x: torch.Tensor) -> np.ndarray:
@@ -91,22 +91,9 @@ def shared_metrics(parts) -> dict[str, float]:
 
 
 def run_seed(seed: int, steps: int | None, sets: list[str], keep: str | None) -> dict:
-    from ganzoo.engine.config import flatten_user, parse_assignment, resolve
-    from ganzoo.engine.rundir import RunDir
-    from ganzoo.engine.trainer import Trainer
-    from ganzoo.registry import get_registry
-
-    reg = get_registry()
-    spec = reg.get("architecture", "cyclegan")
-    cli: dict = {"seed": seed, "device": "cpu"}
-    if steps:
-        cli["steps"] = steps
-    for section, key, value in (parse_assignment(spec, s) for s in sets):
-        cli[key] = value
-    run, hps = flatten_user(spec, {}, cli)
-    cfg = resolve(reg, spec, run, hps)
     out = Path(keep) / f"seed{seed}" if keep else Path(tempfile.mkdtemp(prefix="cyclegan-bench-"))
-    trainer = Trainer(cfg, RunDir(str(out)), quiet=True)
+    trainer = trainer_for("cyclegan", seed, steps, sets, out)
+    cfg = trainer.cfg
     t0 = time.perf_counter()
     trainer.fit()
     seconds = time.perf_counter() - t0

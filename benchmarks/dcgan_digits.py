@@ -34,27 +34,14 @@ from pathlib import Path
 
 import torch
 
-from _common import RESULTS, finish, machine  # same folder: run as a script
+from _common import RESULTS, finish, machine, trainer_for  # same folder: run as a script
 # metric -> (">=" or "<=", threshold); "classes" is replaced by the data's class count
 DCGAN_BARS = {"classes_covered": (">=", "classes"), "classifier_is": (">=", 8.0), "fd_ratio": ("<=", 3.0)}
 
 
 def train_seed(arch: str, seed: int, steps: int | None, sets: list[str], out: Path) -> dict:
-    from ganzoo.engine.config import flatten_user, parse_assignment, resolve
-    from ganzoo.engine.rundir import RunDir
-    from ganzoo.engine.trainer import Trainer
-    from ganzoo.registry import get_registry
-
-    reg = get_registry()
-    spec = reg.get("architecture", arch)
-    cli: dict = {"seed": seed, "device": "cpu"}
-    if steps:
-        cli["steps"] = steps
-    for _, key, value in (parse_assignment(spec, s) for s in sets):
-        cli[key] = value
-    run, hps = flatten_user(spec, {}, cli)
-    cfg = resolve(reg, spec, run, hps)
-    trainer = Trainer(cfg, RunDir(str(out)), quiet=True)
+    trainer = trainer_for(arch, seed, steps, sets, out)
+    cfg = trainer.cfg
     t0 = time.perf_counter()
     trainer.fit()
     return {"seed": seed, "steps": cfg["steps"], "image_size": cfg["image_size"],
