@@ -43,10 +43,14 @@ class DataScale(nn.Module):
         self.register_buffer("loc", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(()))
         self.register_buffer("ready", torch.zeros(()))
+        self._settled = False  # Python-side cache of ``ready``: no device sync per training step
 
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor) -> None:
-        if not bool(self.ready):
+        if self._settled:
+            return
+        self._settled = True
+        if not bool(self.ready):  # read once per process: a resumed run has it from its checkpoint
             x = x.flatten(1).float()
             self.loc.copy_(x.mean(0))
             self.scale.copy_((x - x.mean(0)).pow(2).sum(1).mean().div(x.shape[1]).sqrt().clamp_min(1e-6))
