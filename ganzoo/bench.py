@@ -130,7 +130,7 @@ def run_backend(backend: str, job: dict[str, Any], timeout: float = 900) -> list
 def run_bench(source: str | Path, backends: Iterable[str] = DEFAULT_BACKENDS, batch_sizes: Sequence[int] = (1, 8, 64), *,
               net: str | None = None, threads: int | None = None, warmup_s: float = 1.0, min_time_s: float = 2.0,
               min_iters: int = 10, max_iters: int = 2000, opt_level: str = "all", iobinding: bool | None = None,
-              spinning: bool | None = None, timeout: float = 900, tags: dict[str, Any] | None = None,
+              spinning: bool | None = None, graph: str = "auto", timeout: float = 900, tags: dict[str, Any] | None = None,
               progress=None) -> list[dict[str, Any]]:
     """Benchmark ``source`` (an exported .onnx file or a run directory) on each backend."""
     src = Path(source).expanduser()
@@ -139,7 +139,7 @@ def run_bench(source: str | Path, backends: Iterable[str] = DEFAULT_BACKENDS, ba
     threads = int(threads or os.cpu_count() or 1)
     base: dict[str, Any] = dict(batch_sizes=list(batch_sizes), threads=threads, warmup_s=warmup_s, min_time_s=min_time_s,
                                 min_iters=min_iters, max_iters=max_iters, opt_level=opt_level, spinning=spinning,
-                                net=net, tags=dict(tags or {}))
+                                graph=graph, net=net, tags=dict(tags or {}))
     if iobinding is not None:
         base["iobinding"] = iobinding
     records: list[dict[str, Any]] = []
@@ -175,7 +175,8 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     for r in records:
         if r.get("available", True) and r.get("p50_ms") is not None:
             lines.append(f"{r['backend']:<11} {r['batch_size']:>5} {r['p50_ms']:>9.3f} {r['p90_ms']:>9.3f} {r['p99_ms']:>9.3f} "
-                         f"{r['images_per_s']:>10.1f} {r['threads']:>7}  {r['provider']}")
+                         f"{r['images_per_s']:>10.1f} {r['threads']:>7}  {r['provider']}"
+                         + (f" ({r['graph']} graph)" if r.get("graph") else ""))
     seen = set()
     for r in records:
         if not r.get("available", True) and r["backend"] not in seen:

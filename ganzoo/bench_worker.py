@@ -120,7 +120,8 @@ def run_ort(job: dict) -> list[dict[str, Any]]:
     threads = int(job["threads"])
     try:
         model = GanzooModel(job["onnx"], provider=provider, threads=threads if provider == "cpu" else 0,
-                            opt_level=job.get("opt_level", "all"), spinning=job.get("spinning"))
+                            opt_level=job.get("opt_level", "all"), spinning=job.get("spinning"),
+                            graph=job.get("graph", "auto"))
     except GanzooError as exc:
         raise Unavailable(str(exc)) from None
     import onnxruntime as ort
@@ -153,7 +154,7 @@ def run_ort(job: dict) -> list[dict[str, Any]]:
             raise Unavailable(f"{job['backend']} failed: {_first(exc)}") from None
         times = measure(fn, *_timing(job))
         used = model.provider + ("+iobinding" if iobinding else "")
-        out.append(record(job, batch, times, used, threads if provider == "cpu" else 0, device))
+        out.append({**record(job, batch, times, used, threads if provider == "cpu" else 0, device), "graph": model.graph})
     return out
 
 

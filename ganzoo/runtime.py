@@ -219,6 +219,9 @@ PROVIDER_CHOICES = ("auto", "cpu", "cuda", "tensorrt")
 _EP = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 _SHORT = {v: k for k, v in _EP.items()}
 OPT_LEVELS = ("disable", "basic", "extended", "all")
+#: which graph a session runs: the exported one ("plain"), the CPU rewrite of :mod:`ganzoo.cpu_graph`
+#: ("cpu"), or "auto": the CPU rewrite when the session runs on the CPU provider
+GRAPHS = ("auto", "plain", "cpu")
 
 
 def _ort():
@@ -300,17 +303,22 @@ def session_options(threads: int = 0, opt_level: str = "all", spinning: bool | N
 
 
 def open_session(path: str | Path, provider: str = "auto", *, allow_fallback: bool = False, threads: int = 0,
-                 opt_level: str = "all", spinning: bool | None = None):
-    """Create an ONNX Runtime session on ``provider``; return ``(session, provider_that_runs, note)``.
+                 opt_level: str = "all", spinning: bool | None = None, graph: str = "auto"):
+    """Create an ONNX Runtime session on ``provider``; return ``(session, provider_that_runs, note,
+    graph_that_runs)`` (``plain`` or ``cpu``).
 
     ``provider`` is ``cpu``, ``cuda``, ``tensorrt`` or ``auto`` (TensorRT is never picked by auto: it
-    builds an engine per shape, minutes on first use). onnxruntime-gpu lists CUDA as available even when
+    builds an engine per shape, minutes on first use). ``graph`` (:data:`GRAPHS`): on the CPU provider
+    ``auto`` runs the exact rewrite of :mod:`ganzoo.cpu_graph` (transposed convolutions as faster
+    convolutions); ``plain`` runs the file as exported. onnxruntime-gpu lists CUDA as available even when
     its libraries are missing and then quietly runs on CPU: here that is an error unless
     ``allow_fallback``, in which case ``note`` says what happened.
     """
     ort = _ort()
     if provider not in PROVIDER_CHOICES:
         raise GanzooError(f"unknown provider '{provider}'; choose one of: {', '.join(PROVIDER_CHOICES)}")
+    if graph not in GRAPHS:
+        raise GanzooError(f"unknown graph '{graph}'; choose one of: {', '.join(GRAPHS)}")
     p = Path(path).expanduser()
     if not p.is_file():
         raise GanzooError(f"model file {path} does not exist; export one with 'ganzoo export RUN_DIR --onnx'")
@@ -332,31 +340,53 @@ def open_session(path: str | Path, provider: str = "auto", *, allow_fallback: bo
     if any(ep != "CPUExecutionProvider" for ep in wanted):
         preload_cuda_libraries()
     so = session_options(threads, opt_level, spinning)
-    with _captured_output() as log:
-        try:
-            sess = ort.InferenceSession(str(p), sess_options=so, providers=wanted)
-        except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise GanzooError(f"{path} is not a loadable ONNX model ({first[:200]})") from None
+    graph_note, graph_ran = "", "plain"
+
+    def create(source: str | bytes, providers: list[str]):
+        with _captured_output() as log:
+            try:
+                return ort.InferenceSession(source, sess_options=so, providers=providers), log.getvalue()
+            except Exception as exc:  # onnxruntime raises its own exception types for bad files
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise GanzooError(f"{path} is not a loadable ONNX model ({first[:200]})") from None
+
+    def cpu_source() -> bytes | None:
+        nonlocal graph_note, graph_ran
+        from .cpu_graph import cpu_graph_bytes
+
+        rewritten, graph_note = cpu_graph_bytes(p)
+        graph_ran = "cpu" if rewritten is not None else "plain"
+        return rewritten
+
+    rewritten = cpu_source() if graph == "cpu" or (graph == "auto" and wanted == ["CPUExecutionProvider"]) else None
+    sess, log = create(rewritten if rewritten is not None else str(p), wanted)
     running = sess.get_providers()
     ran = _SHORT.get(running[0], running[0]) if running else "cpu"
     note = ""
     if provider in ("cuda", "tensorrt") and ran != provider:
-        why = _load_failure(log.getvalue(), _EP[provider])
+        why = _load_failure(log, _EP[provider])
         note = f"provider '{provider}' did not load ({why}); running on {ran}"
         if not allow_fallback:
             raise GanzooError(
                 f"provider '{provider}' is listed by onnxruntime but did not load ({why}); "
                 "install CUDA 13 / cuDNN 9 (or TensorRT) libraries, use --provider cpu, or pass --allow-fallback"
             )
-    return sess, ran, note
+    if graph == "auto" and ran == "cpu" and wanted != ["CPUExecutionProvider"]:
+        # 'auto' asked for CUDA first and landed on the CPU: run the CPU graph there too
+        rewritten = cpu_source()
+        if rewritten is not None:
+            sess, _ = create(rewritten, ["CPUExecutionProvider"])
+    if graph_note:
+        note = f"{note}; {graph_note}" if note else graph_note
+    return sess, ran, note, graph_ran
 
 
 # -- the model ------------------------------------------------------------------------------------
 
 @dataclass
 class GanzooModel:
-    """A ganzoo generator loaded from ONNX. ``provider`` (after loading) names what really runs."""
+    """A ganzoo generator loaded from ONNX. ``provider`` and ``graph`` (after loading) name what really
+    runs: the provider, and ``plain`` (the file as exported) or ``cpu`` (:mod:`ganzoo.cpu_graph`)."""
 
     path: str | Path
     provider: str = "auto"
@@ -364,14 +394,15 @@ class GanzooModel:
     threads: int = 0
     opt_level: str = "all"
     spinning: bool | None = None
+    graph: str = "auto"
     info: ModelInfo = field(init=False)
     note: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.requested = self.provider
-        self.session, self.provider, self.note = open_session(
+        self.session, self.provider, self.note, self.graph = open_session(
             self.path, self.provider, allow_fallback=self.allow_fallback, threads=self.threads,
-            opt_level=self.opt_level, spinning=self.spinning,
+            opt_level=self.opt_level, spinning=self.spinning, graph=self.graph,
         )
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, source=str(self.path))

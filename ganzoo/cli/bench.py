@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..runtime import OPT_LEVELS
+from ..runtime import GRAPHS, OPT_LEVELS
 
 
 @click.command("bench")
@@ -18,10 +18,12 @@ from ..runtime import OPT_LEVELS
 @click.option("--seconds", type=float, default=2.0, show_default=True, help="Timed seconds per batch size (at least --min-iters calls).")
 @click.option("--min-iters", type=int, default=10, show_default=True, help="Fewest timed calls per batch size.")
 @click.option("--opt-level", type=click.Choice(OPT_LEVELS), default="all", show_default=True, help="ONNX Runtime graph optimisation level.")
+@click.option("--graph", type=click.Choice(GRAPHS), default="auto", show_default=True,
+              help="ONNX Runtime CPU: 'auto'/'cpu' run the exact CPU rewrite (transposed convolutions as convolutions), 'plain' the file as exported.")
 @click.option("--iobinding/--no-iobinding", default=None, help="ONNX Runtime IOBinding [default: on for CUDA/TensorRT, off on CPU].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of records instead of the table.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Also write a PNG of latency against batch size.")
-def bench_cmd(source, batch_sizes, backends, net, threads, warmup, seconds, min_iters, opt_level, iobinding, as_json, plot_path):
+def bench_cmd(source, batch_sizes, backends, net, threads, warmup, seconds, min_iters, opt_level, graph, iobinding, as_json, plot_path):
     """Benchmark inference: PyTorch eager, torch.compile and ONNX Runtime, each in its own process.
 
     Reports p50/p90/p99 latency and images/s per batch size, the thread count and the provider
@@ -45,7 +47,7 @@ def bench_cmd(source, batch_sizes, backends, net, threads, warmup, seconds, min_
         raise GanzooError("--threads, --warmup and --seconds must not be negative, --min-iters at least 1")
     progress = None if as_json else (lambda msg: click.echo(msg, err=True))
     records = run_bench(source, chosen, sizes, net=net, threads=threads or None, warmup_s=warmup, min_time_s=seconds,
-                        min_iters=min_iters, opt_level=opt_level, iobinding=iobinding, progress=progress)
+                        min_iters=min_iters, opt_level=opt_level, graph=graph, iobinding=iobinding, progress=progress)
     if plot_path:
         plot(records, plot_path, title=str(source))
     if as_json:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..runtime import OPT_LEVELS, PROVIDER_CHOICES
+from ..runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
 
 
 @click.command("sample")
@@ -28,8 +28,10 @@ from ..runtime import OPT_LEVELS, PROVIDER_CHOICES
 @click.option("--allow-fallback", is_flag=True, help="If the requested provider does not load, run on CPU instead of failing.")
 @click.option("--threads", type=int, default=0, show_default=True, help=".onnx only: intra-op threads (0: ONNX Runtime's default).")
 @click.option("--opt-level", type=click.Choice(OPT_LEVELS), default="all", show_default=True, help=".onnx only: graph optimisation level.")
+@click.option("--graph", type=click.Choice(GRAPHS), default="auto", show_default=True,
+              help=".onnx only: 'auto' runs the exact CPU rewrite on the CPU provider, 'plain' the file as exported.")
 @click.option("--device", default="cpu", show_default=True, help="RUN_DIR only: PyTorch device.")
-def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allow_fallback, threads, opt_level, device):
+def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allow_fallback, threads, opt_level, graph, device):
     """Draw samples from an exported .onnx file (ONNX Runtime, no PyTorch) or a run directory.
 
     \b
@@ -49,8 +51,8 @@ def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allo
     if n < 1:
         raise GanzooError(f"-n must be at least 1, got {n}")
     if path.is_dir():
-        if provider != "auto" or threads:
-            raise GanzooError("--provider/--threads apply to .onnx files; a run directory samples with PyTorch (--device)")
+        if provider != "auto" or threads or graph != "auto":
+            raise GanzooError("--provider/--threads/--graph apply to .onnx files; a run directory samples with PyTorch (--device)")
         from ..export import RunModel
 
         model = RunModel(path, net=net, device=device)
@@ -59,7 +61,7 @@ def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allo
             raise GanzooError("--net applies to run directories; an .onnx file holds one network")
         from ..runtime import GanzooModel
 
-        model = GanzooModel(path, provider=provider, allow_fallback=allow_fallback, threads=threads, opt_level=opt_level)
+        model = GanzooModel(path, provider=provider, allow_fallback=allow_fallback, threads=threads, opt_level=opt_level, graph=graph)
         if model.note:
             click.echo(f"ganzoo: warning: {model.note}", err=True)
     else:

@@ -1,0 +1,115 @@
+"""The exact CPU rewrite of transposed convolutions (ganzoo.cpu_graph), checked against PyTorch's
+conv_transpose2d on hand-built ONNX graphs: every stride/kernel/padding it claims to handle, the
+activation moved onto the phases, the 1x1-input MatMul, and the layers it must leave alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+from ganzoo.cpu_graph import cpu_graph_bytes, rewrite_for_cpu
+
+
+def _graph(cin, cout, k, s, p, op=0, hw=5, bias=True, act=None, group=1, dilation=1, seed=0, static=True):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((cin, cout // group, k, k)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")] + ([numpy_helper.from_array(b, "b")] if bias else [])
+    conv_out = "y" if act is None else "t"
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"] + (["b"] if bias else []), [conv_out], name="up",
+                              kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p], output_padding=[op, op],
+                              group=group, dilations=[dilation, dilation])]
+    if act is not None:
+        kw = {"alpha": 0.2} if act == "LeakyRelu" else {}
+        nodes.append(helper.make_node(act, ["t"], ["y"], name="act", **kw))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", cin] + ([hw, hw] if static else ["h", "w"]))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", cout, "h", "w"])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+
+    def reference(x):
+        y = torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b) if bias else None,
+                                                 stride=s, padding=p, output_padding=op, groups=group, dilation=dilation)
+        return {None: y, "Relu": torch.relu(y), "LeakyRelu": torch.nn.functional.leaky_relu(y, 0.2),
+                "Tanh": torch.tanh(y), "Sigmoid": torch.sigmoid(y)}[act].numpy()
+
+    return model, reference
+
+
+def _run(model, x):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("k,s,p,op,act", [
+    (4, 2, 1, 0, "Relu"),        # DCGAN
+    (3, 2, 1, 1, "Relu"),        # CycleGAN's upsampling
+    (2, 2, 0, 0, None),          # no overlap
+    (4, 2, 1, 0, "Tanh"),
+    (3, 3, 0, 0, None),          # stride 3 without overlap: 9 phases
+    (5, 3, 1, 0, "LeakyRelu"),
+    (8, 4, 2, 0, "Sigmoid"),
+])
+@pytest.mark.parametrize("static", [True, False], ids=["static-size", "dynamic-size"])
+def test_phase_rewrite_equals_the_transposed_convolution(k, s, p, op, act, static):
+    model, reference = _graph(6, 5, k, s, p, op, act=act, static=static)
+    done = rewrite_for_cpu(model, min_channels=1)
+    assert len(done.changes) == 1 and f"{s * s} phase Conv" in done.changes[0]
+    ops = Counter(n.op_type for n in done.model.graph.node)
+    assert ops["ConvTranspose"] == 0 and ops["Conv"] == s * s
+    # a statically known size interleaves channels-last; otherwise DepthToSpace
+    assert (ops["DepthToSpace"], ops["Transpose"] > 0) == ((0, True) if static else (1, False))
+    if act:  # the activation moved onto every phase (where onnxruntime fuses it into the Conv)
+        assert ops[act] == s * s
+    for n, hw in ((1, 5), (3, 5)):
+        x = np.random.default_rng(n).standard_normal((n, 6, hw, hw)).astype(np.float32)
+        want = reference(x)
+        got = _run(done.model, x)
+        assert got.shape == want.shape == (n, 5, s * hw, s * hw)
+        assert np.abs(got - want).max() < 1e-5
+        assert np.abs(_run(model, x) - want).max() < 1e-5  # the plain graph agrees too
+
+
+def test_a_transposed_convolution_of_a_1x1_input_becomes_a_matmul():
+    model, reference = _graph(7, 4, 4, 1, 0, hw=1, act="Relu")
+    done = rewrite_for_cpu(model)
+    assert done.changes and "MatMul" in done.changes[0]
+    ops = Counter(n.op_type for n in done.model.graph.node)
+    assert ops["MatMul"] == 1 and ops["ConvTranspose"] == 0
+    x = np.random.default_rng(0).standard_normal((5, 7, 1, 1)).astype(np.float32)
+    assert np.abs(_run(done.model, x) - reference(x)).max() < 1e-5
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(k=4, s=2, p=1, group=2),          # grouped
+    dict(k=4, s=2, p=1, dilation=2),       # dilated
+    dict(k=3, s=2, p=1),                   # output is 2 * in - 1: not an exact upsampling
+    dict(k=3, s=1, p=1),                   # stride 1
+])
+def test_layers_it_does_not_handle_are_left_alone(kwargs):
+    model, reference = _graph(6, 6, **kwargs)
+    done = rewrite_for_cpu(model, min_channels=1)
+    assert done.changes == []
+    assert [n.op_type for n in done.model.graph.node] == ["ConvTranspose"]
+
+
+def test_narrow_layers_stay_transposed_convolutions_by_default(tmp_path):
+    model, _ = _graph(16, 3, 4, 2, 1, act="Tanh")  # an RGB output layer
+    assert rewrite_for_cpu(model).changes == []
+    assert rewrite_for_cpu(model, min_channels=3).changes
+    path = tmp_path / "rgb.onnx"
+    onnx.save(model, str(path))
+    assert cpu_graph_bytes(path) == (None, "")  # nothing to rewrite: the runtime runs the file as is
+
+
+def test_a_broken_file_falls_back_with_a_reason(tmp_path):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(b"not a model")
+    data, why = cpu_graph_bytes(path)
+    assert data is None and "cpu graph not applied" in why
