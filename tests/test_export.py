@@ -261,6 +261,32 @@ def test_failed_verification_leaves_no_file(zoo, tmp_path, monkeypatch):
     assert not target.exists() and list(target.parent.iterdir()) == []
 
 
+def test_verification_also_runs_the_cpu_graph(zoo, tmp_path, monkeypatch):
+    """A CPU rewrite that computed something else would be caught at export, not at sampling time."""
+    import ganzoo.cpu_graph as cg
+
+    run = zoo.run("dcgan", "image")
+    real = cg.rewrite_for_cpu
+
+    def wrong(model, min_channels=16):
+        done = real(model, min_channels=1)
+        assert done.changes
+        for init in done.model.graph.initializer:  # corrupt the rewritten weights
+            if "phase" in init.name or "mm_weight" in init.name:
+                arr = onnx.numpy_helper.to_array(init) * -1.0
+                init.CopyFrom(onnx.numpy_helper.from_array(arr.astype(np.float32), init.name))
+        return done
+
+    monkeypatch.setattr(cg, "rewrite_for_cpu", wrong)
+    target = tmp_path / "g.onnx"
+    r = invoke("export", run, "--onnx", target)
+    one_line_error(r, "disagrees with PyTorch", "not written")
+    assert not target.exists()
+    monkeypatch.setattr(cg, "rewrite_for_cpu", real)
+    r = invoke("export", run, "--onnx", target)
+    assert r.exit_code == 0 and target.is_file()
+
+
 def test_export_mistakes_are_one_line(zoo, tmp_path):
     arch, kind, net = BASE
     run = zoo.run(arch, kind)
