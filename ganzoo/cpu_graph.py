@@ -92,11 +92,74 @@ def _phase_plan(at: dict[str, Any], kernel: tuple[int, int]) -> list[list[tuple[
     return plans
 
 
+class _Builder:
+    """The new node list of a graph, and its new initializers."""
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.nodes: list = []
+
+    def const(self, name: str, array: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        self.graph.initializer.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
+
+
+def _as_matmul(gb: _Builder, node, base: str, w: np.ndarray, bias: np.ndarray | None) -> None:
+    """ConvTranspose of a [N, Cin, 1, 1] input: [N, Cin] @ [Cin, Cout*kh*kw] (+ bias), reshaped."""
+    cin, cout, kh, kw = w.shape
+    x = gb.op("Reshape", [node.input[0], gb.const(f"{base}/mm_in_shape", np.array([-1, cin], np.int64))], f"{base}/mm_x")
+    y = gb.op("MatMul", [x, gb.const(f"{base}/mm_weight", np.ascontiguousarray(w.reshape(cin, cout * kh * kw)))],
+              f"{base}/mm_y")
+    if bias is not None:
+        y = gb.op("Add", [y, gb.const(f"{base}/mm_bias", np.repeat(bias.astype(w.dtype), kh * kw))], f"{base}/mm_yb")
+    gb.op("Reshape", [y, gb.const(f"{base}/mm_out_shape", np.array([-1, cout, kh, kw], np.int64))], node.output[0])
+
+
+def _as_phases(gb: _Builder, node, base: str, w: np.ndarray, bias: str | None, plan, act, final: str,
+               in_hw: list[int | None]) -> str:
+    """One Conv per output phase (``act`` applied to each), then the interleave into ``final``."""
+    from onnx import helper
+
+    s = len(plan[0])
+    phases = []
+    for a, (taps_h, bh, ah) in enumerate(plan[0]):
+        for b, (taps_w, bw, aw) in enumerate(plan[1]):
+            sub = np.ascontiguousarray(w[:, :, taps_h, :][:, :, :, taps_w].transpose(1, 0, 2, 3))  # [Cout, Cin, th, tw]
+            out = gb.op("Conv", [node.input[0], gb.const(f"{base}/phase{a}{b}_weight", sub)] + ([bias] if bias else []),
+                        f"{base}/phase{a}{b}", kernel_shape=[len(taps_h), len(taps_w)], pads=[bh, bw, ah, aw])
+            if act is not None:
+                gb.nodes.append(helper.make_node(act.op_type, [out], [f"{out}_act"], name=f"{out}_act", **_attrs(act)))
+                out = f"{out}_act"
+            phases.append(out)
+    if len(in_hw) != 2 or not all(in_hw):  # size unknown until run time: DepthToSpace
+        gb.op("DepthToSpace", [gb.op("Concat", phases, f"{base}/phases", axis=1)], final, blocksize=s, mode="DCR")
+        return "DepthToSpace"
+    # channels-last: NHWC phases [N, 1, H, W, C] -> [N, s, s, H, W, C] -> [N, H, s, W, s, C] -> NCHW
+    (h, wd), c = in_hw, w.shape[1]
+    axes = gb.const(f"{base}/axis1", np.array([1], np.int64))
+    nhwc = [gb.op("Unsqueeze", [gb.op("Transpose", [ph], f"{ph}_nhwc", perm=[0, 2, 3, 1]), axes], f"{ph}_u")
+            for ph in phases]
+    x = gb.op("Reshape", [gb.op("Concat", nhwc, f"{base}/phases", axis=1),
+                          gb.const(f"{base}/shape6", np.array([-1, s, s, h, wd, c], np.int64))], f"{base}/phases6")
+    x = gb.op("Transpose", [x], f"{base}/interleave", perm=[0, 3, 1, 4, 2, 5])
+    x = gb.op("Reshape", [x, gb.const(f"{base}/shape4", np.array([-1, s * h, s * wd, c], np.int64))], f"{base}/nhwc")
+    gb.op("Transpose", [x], final, perm=[0, 3, 1, 2])
+    return "channels-last interleave"
+
+
 def rewrite_for_cpu(model, min_channels: int = 16) -> Rewrite:
     """A copy of ``model`` with the rewrites above; ``changes`` says what was rewritten (empty: the
     graph had nothing to rewrite)."""
     import onnx
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
@@ -107,100 +170,46 @@ def rewrite_for_cpu(model, min_channels: int = 16) -> Rewrite:
         for i in nd.input:
             consumers.setdefault(i, []).append(nd)
     graph_outputs = {o.name for o in g.output}
-    out_nodes: list = []
+    gb = _Builder(g)
     absorbed: set[int] = set()
     changes: list[str] = []
-
-    def const(name: str, array: np.ndarray) -> str:
-        g.initializer.append(numpy_helper.from_array(array, name))
-        return name
-
     for n in g.node:
         if id(n) in absorbed:
             continue
         if n.op_type != "ConvTranspose" or len(n.input) < 2 or n.input[1] not in inits:
-            out_nodes.append(n)
+            gb.nodes.append(n)
             continue
         at = _attrs(n)
         w = numpy_helper.to_array(inits[n.input[1]])  # [Cin, Cout, kh, kw]
         bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
-        if w.ndim != 4:
-            out_nodes.append(n)
-            continue
-        cin, cout, kh, kw = w.shape
         in_hw = shapes.get(n.input[0], [None] * 4)[2:]
-        plan = _phase_plan(at, (kh, kw))
         base = n.name or n.output[0]
-        matmul = (in_hw == [1, 1] and list(at.get("pads", [0, 0, 0, 0])) == [0, 0, 0, 0] and at.get("group", 1) == 1
-                  and list(at.get("output_padding", [0, 0])) == [0, 0] and list(at.get("dilations", [1, 1])) == [1, 1]
-                  and "output_shape" not in at and (bias is None or bias in inits))
-        if matmul:
-            flat = const(f"{base}/mm_in_shape", np.array([-1, cin], np.int64))
-            weight = const(f"{base}/mm_weight", np.ascontiguousarray(w.reshape(cin, cout * kh * kw)))
-            shape = const(f"{base}/mm_out_shape", np.array([-1, cout, kh, kw], np.int64))
-            cur = f"{base}/mm_x"
-            out_nodes.append(helper.make_node("Reshape", [n.input[0], flat], [cur], name=cur))
-            out_nodes.append(helper.make_node("MatMul", [cur, weight], [f"{base}/mm_y"], name=f"{base}/mm_y"))
-            cur = f"{base}/mm_y"
-            if bias is not None:
-                b = np.repeat(numpy_helper.to_array(inits[bias]).astype(w.dtype), kh * kw)
-                out_nodes.append(helper.make_node("Add", [cur, const(f"{base}/mm_bias", b)], [f"{base}/mm_yb"],
-                                                  name=f"{base}/mm_yb"))
-                cur = f"{base}/mm_yb"
-            out_nodes.append(helper.make_node("Reshape", [cur, shape], [n.output[0]], name=f"{base}/mm_out"))
+        if w.ndim != 4:
+            gb.nodes.append(n)
+            continue
+        if (in_hw == [1, 1] and list(at.get("pads", [0, 0, 0, 0])) == [0, 0, 0, 0] and at.get("group", 1) == 1
+                and list(at.get("output_padding", [0, 0])) == [0, 0] and list(at.get("dilations", [1, 1])) == [1, 1]
+                and "output_shape" not in at and (bias is None or bias in inits)):
+            _as_matmul(gb, n, base, w, numpy_helper.to_array(inits[bias]) if bias else None)
             changes.append(f"{base}: ConvTranspose of a 1x1 input -> MatMul")
             continue
-        if plan is None or cout < min_channels:
-            out_nodes.append(n)
+        plan = _phase_plan(at, (w.shape[2], w.shape[3]))
+        if plan is None or w.shape[1] < min_channels:
+            gb.nodes.append(n)
             continue
-        s = int(at["strides"][0])
         follow = consumers.get(n.output[0], [])
         act = follow[0] if (len(follow) == 1 and follow[0].op_type in ELEMENTWISE
                             and n.output[0] not in graph_outputs) else None
-        final = act.output[0] if act is not None else n.output[0]
-        phases = []
-        for a, (taps_h, bh, ah) in enumerate(plan[0]):
-            for b, (taps_w, bw, aw) in enumerate(plan[1]):
-                sub = w[:, :, taps_h, :][:, :, :, taps_w].transpose(1, 0, 2, 3)  # [Cout, Cin, th, tw]
-                weight = const(f"{base}/phase{a}{b}_weight", np.ascontiguousarray(sub))
-                out = f"{base}/phase{a}{b}"
-                out_nodes.append(helper.make_node(
-                    "Conv", [n.input[0], weight] + ([bias] if bias else []), [out], name=out,
-                    kernel_shape=[len(taps_h), len(taps_w)], pads=[bh, bw, ah, aw]))
-                if act is not None:
-                    out_nodes.append(helper.make_node(act.op_type, [out], [f"{out}_act"], name=f"{out}_act",
-                                                      **_attrs(act)))
-                    out = f"{out}_act"
-                phases.append(out)
-        if all(in_hw) and len(in_hw) == 2:  # static H, W: interleave channels-last
-            c, (h, w_) = cout, in_hw
-            hh, ww = s * h, s * w_
-            axes = const(f"{base}/axes1", np.array([1], np.int64))
-            nhwc = []
-            for ph in phases:
-                out_nodes.append(helper.make_node("Transpose", [ph], [f"{ph}_nhwc"], name=f"{ph}_nhwc", perm=[0, 2, 3, 1]))
-                out_nodes.append(helper.make_node("Unsqueeze", [f"{ph}_nhwc", axes], [f"{ph}_u"], name=f"{ph}_u"))
-                nhwc.append(f"{ph}_u")
-            out_nodes.append(helper.make_node("Concat", nhwc, [f"{base}/phases"], name=f"{base}/phases", axis=1))
-            s6 = const(f"{base}/s6", np.array([-1, s, s, h, w_, c], np.int64))
-            s4 = const(f"{base}/s4", np.array([-1, hh, ww, c], np.int64))
-            out_nodes.append(helper.make_node("Reshape", [f"{base}/phases", s6], [f"{base}/p6"], name=f"{base}/p6"))
-            out_nodes.append(helper.make_node("Transpose", [f"{base}/p6"], [f"{base}/t6"], name=f"{base}/t6", perm=[0, 3, 1, 4, 2, 5]))
-            out_nodes.append(helper.make_node("Reshape", [f"{base}/t6", s4], [f"{base}/nhwc"], name=f"{base}/nhwc"))
-            out_nodes.append(helper.make_node("Transpose", [f"{base}/nhwc"], [final], name=f"{base}/nchw", perm=[0, 3, 1, 2]))
-        else:
-            out_nodes.append(helper.make_node("Concat", phases, [f"{base}/phases"], name=f"{base}/phases", axis=1))
-            out_nodes.append(helper.make_node("DepthToSpace", [f"{base}/phases"], [final], name=f"{base}/interleave",
-                                              blocksize=s, mode="DCR"))
+        how = _as_phases(gb, n, base, w, bias, plan, act, act.output[0] if act is not None else n.output[0], in_hw)
         if act is not None:
             absorbed.add(id(act))
-        changes.append(f"{base}: stride-{s} ConvTranspose -> {s * s} phase Conv + DepthToSpace"
+        s = len(plan[0])
+        changes.append(f"{base}: stride-{s} ConvTranspose -> {s * s} phase Conv + {how}"
                        + (f" ({act.op_type} fused per phase)" if act is not None else ""))
-
     if not changes:
         return Rewrite(model=model, changes=[])
     del g.node[:]
-    g.node.extend(out_nodes)
+    g.node.extend(gb.nodes)
     used = {i for nd in g.node for i in nd.input}
     keep = [i for i in g.initializer if i.name in used]
     del g.initializer[:]
