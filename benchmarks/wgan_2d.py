@@ -13,7 +13,8 @@ and reverse KL. Bars for the default ``wgan`` (WGAN-GP), on the median over seed
 
 Prints a table, writes ``benchmarks/results/wgan_2d.json`` (with the machine: platform, CPU count,
 torch version) and exits 1 when the wgan default misses a bar. ``--plot DIR`` saves a scatter of the
-first seed of the wgan default on each data set (``DIR/wgan_ring8.png``, ``DIR/wgan_grid25.png``).
+first seed of every configuration on each data set (``DIR/wgan_ring8.png``, ``DIR/vanilla_hinge_grid25.png``,
+...): the loss pages in docs/losses show them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "wgan": ("wgan", {}),
     "wgan-clip": ("wgan", {"variant": "clip"}),
     "vanilla": ("vanilla", {}),  # its 2D defaults: LSGAN, 2D code, EMA 0.99
+    "vanilla+bce": ("vanilla", {"loss": "bce"}),  # minimax BCE, the original GAN objective
     "vanilla+ns": ("vanilla", {"loss": "ns"}),
     "vanilla+hinge": ("vanilla", {"loss": "hinge"}),
     "vanilla+wgan-gp": ("vanilla", {"loss": "wgan", "penalty": "gp"}),
@@ -99,9 +101,12 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (each with one torch thread)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="extra setting for every configuration, e.g. steps=500")
-    ap.add_argument("--plot", metavar="DIR", help="save scatters of the wgan default (first seed) here")
+    ap.add_argument("--plot", metavar="DIR", help="save a scatter of the first seed of every configuration here "
+                    "(DIR/<configuration>_<data>.png, '+' and '-' written as '_')")
     ap.add_argument("--out", default=str(RESULTS / "wgan_2d.json"))
     ap.add_argument("--no-write", action="store_true", help="do not write the JSON")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the other configurations' results from the existing JSON (marked kept_from with its date)")
     args = ap.parse_args(argv)
 
     labels = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -112,8 +117,8 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = dict(s.split("=", 1) for s in args.sets)
     jobs = [(lab, d, s) for lab in labels for d in datas for s in seeds]
-    plots = {(lab, d, seeds[0]): str(Path(args.plot) / f"wgan_{d}.png")
-             for lab in labels[:1] if lab == "wgan" and args.plot for d in datas}
+    plots = {(lab, d, seeds[0]): str(Path(args.plot) / f"{lab.replace('+', '_').replace('-', '_')}_{d}.png")
+             for lab in labels if args.plot for d in datas}
 
     t0 = time.time()
     rows: list[dict] = []
@@ -126,6 +131,12 @@ def main(argv=None) -> int:
                   f"{100 * row['high_quality']:.1f}% HQ, rKL {row['reverse_kl']:.3f}, {row['seconds']:.0f} s", flush=True)
 
     table = {lab: {d: summarise([r for r in rows if r["label"] == lab and r["data"] == d]) for d in datas} for lab in labels}
+    if args.keep and Path(args.out).is_file():
+        old = json.loads(Path(args.out).read_text())
+        for lab, per_data in old.get("results", {}).items():
+            if lab not in table and all(d in per_data for d in datas):
+                table[lab] = {d: {**per_data[d], "kept_from": per_data[d].get("kept_from", old.get("date"))} for d in datas}
+        labels = [lab for lab in CONFIGS if lab in table]
     print(f"\nmedian of {len(seeds)} seed(s); high quality = within 3 sigma of a mode; perfect sampler ~98.9%")
     print(f"{'configuration':<18}{'loss+penalty':<14}" + "".join(f"{d + ' modes':>14}{'HQ %':>8}{'rKL':>7}{'s':>6}" for d in datas))
     for lab in labels:
