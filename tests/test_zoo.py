@@ -280,9 +280,18 @@ def test_loss_and_variant_settings_compose():
     assert cfg["penalty_weight"] == 10.0
     r, h = flatten_user(van, {}, {"penalty": "gp"})
     assert resolve(REG, van, r, h)["n_critic"] == 1  # gp alone keeps the non-saturating GAN's optimiser
-    cfg = resolve(REG, w, {}, {})
+    r, h = flatten_user(w, {}, {"data": "digits"})  # images: the WGAN-GP paper's settings
+    cfg = resolve(REG, w, r, h)
     assert (cfg["loss"], cfg["penalty"], cfg["penalty_weight"], cfg["n_critic"], cfg["optimizer"]) == ("wgan", "gp", 10.0, 5, "adam")
-    assert (cfg["beta1"], cfg["beta2"], cfg["hparams"]["clip"]) == (0.0, 0.9, 0.0)
+    assert (cfg["beta1"], cfg["beta2"], cfg["lr_g"], cfg["lr_d"], cfg["steps"]) == (0.0, 0.9, 1e-4, 1e-4, 3000)
+    assert cfg["hparams"]["clip"] == 0.0 and cfg["hparams"]["latent_dim"] == 64
+    cfg = resolve(REG, w, {}, {})  # its default data, ring8: the 2D defaults (gan_toy's lambda, a faster Adam)
+    assert (cfg["data"], cfg["penalty"], cfg["penalty_weight"], cfg["n_critic"]) == ("ring8", "gp", 0.1, 5)
+    assert (cfg["beta1"], cfg["beta2"], cfg["lr_g"], cfg["lr_d"], cfg["steps"]) == (0.0, 0.9, 5e-4, 5e-4, 6000)
+    assert (cfg["hparams"]["latent_dim"], cfg["ema"]) == (2, 0.99)
+    r, h = flatten_user(w, {}, {"penalty_weight": 10.0, "lr_g": 1e-4, "lr_d": 1e-4})  # the user's settings still win
+    cfg = resolve(REG, w, r, h)
+    assert (cfg["penalty_weight"], cfg["lr_g"], cfg["lr_d"]) == (10.0, 1e-4, 1e-4)
     r, h = flatten_user(w, {}, {"variant": "clip"})
     cfg = resolve(REG, w, r, h)
     assert (cfg["penalty"], cfg["optimizer"], cfg["lr_g"], cfg["lr_d"], cfg["n_critic"]) == ("none", "rmsprop", 5e-5, 5e-5, 5)
