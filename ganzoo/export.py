@@ -31,7 +31,7 @@ from torch import nn
 
 from . import __version__
 from .errors import GanzooError
-from .runtime import ModelInfo, check_inputs, example_inputs
+from .contract import ModelInfo, check_inputs, example_inputs
 from .specs import ExportSpec
 
 DEFAULT_OPSET = 18
