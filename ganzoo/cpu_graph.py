@@ -2,8 +2,8 @@
 
 ONNX Runtime's CPU ``ConvTranspose`` runs a GEMM per image and then scatters the columns back into the
 image (col2im); its ``Conv`` has blocked-layout (NCHWc) kernels that are much faster. Two rewrites
-turn transposed convolutions into those, without changing what the graph computes (only the order of
-the floating-point sums, ~1e-7):
+turn transposed convolutions into those, a third reshapes convolutions too narrow for them, without
+changing what the graph computes (only the order of the floating-point sums, ~1e-7):
 
 * **phases**: a stride-``s`` transposed convolution whose output is exactly ``s`` times its input
   (DCGAN's kernel 4, stride 2, pad 1; CycleGAN's kernel 3, stride 2, pad 1, output padding 1) is
@@ -17,6 +17,12 @@ the floating-point sums, ~1e-7):
   ``min_channels`` outputs (an RGB output layer) are left alone: too narrow for the blocked kernels.
 * **matmul**: a transposed convolution of a 1x1 input (the code ``z`` projected to the first feature
   map) is a ``MatMul`` with the reshaped weight.
+* **rows**: a convolution with fewer than ``NARROW`` outputs and a ``kh x kw`` kernel (CycleGAN's 7x7
+  RGB output layer) wastes most of the blocked kernels, which pad the outputs to a block of 8 or 16.
+  It becomes a ``1 x kw`` convolution with ``kh * Cout`` outputs (one group per kernel row) and a
+  ``kh x 1`` convolution that adds each row's group at its vertical offset (one-hot weights, the
+  original bias; a following activation still fuses into it). CycleGAN at 128 px: 7.2 ms -> 3.2 ms
+  per image for that layer.
 
 Only onnx and numpy are needed (no torch): :func:`ganzoo.runtime.open_session` applies this for
 ``--graph cpu``; the exported file itself stays the plain graph of the PyTorch network.
@@ -31,6 +37,7 @@ from typing import Any
 import numpy as np
 
 ELEMENTWISE = ("Relu", "LeakyRelu", "Tanh", "Sigmoid")
+NARROW = 8  # a Conv with fewer outputs than this (and a kernel of 3x3 or more) is split into rows
 
 
 @dataclass
@@ -123,6 +130,30 @@ def _as_matmul(gb: _Builder, node, base: str, w: np.ndarray, bias: np.ndarray | 
     gb.op("Reshape", [y, gb.const(f"{base}/mm_out_shape", np.array([-1, cout, kh, kw], np.int64))], node.output[0])
 
 
+def _as_rows(gb: _Builder, node, base: str, w: np.ndarray, pads: list[int]) -> None:
+    """Conv [Cout, Cin, kh, kw] as a 1 x kw Conv to kh*Cout channels (channel dy*Cout + c holds kernel
+    row dy of output c) and a kh x 1 Conv summing row dy's group at vertical offset dy."""
+    cout, cin, kh, kw = w.shape
+    rows = np.ascontiguousarray(w.transpose(2, 0, 1, 3).reshape(kh * cout, cin, 1, kw))
+    gather = np.zeros((cout, kh * cout, kh, 1), w.dtype)
+    for dy in range(kh):
+        gather[np.arange(cout), dy * cout + np.arange(cout), dy, 0] = 1
+    top, left, bottom, right = pads
+    r = gb.op("Conv", [node.input[0], gb.const(f"{base}/rows_weight", rows)], f"{base}/rows",
+              kernel_shape=[1, kw], pads=[0, left, 0, right])
+    gb.op("Conv", [r, gb.const(f"{base}/sum_weight", gather)] + list(node.input[2:3]), node.output[0],
+          kernel_shape=[kh, 1], pads=[top, 0, bottom, 0])
+
+
+def _narrow_conv(n, inits, at) -> bool:
+    if n.op_type != "Conv" or len(n.input) < 2 or n.input[1] not in inits or len(inits[n.input[1]].dims) != 4:
+        return False
+    cout, _, kh, kw = inits[n.input[1]].dims
+    flat = all(list(at.get(k, [1, 1])) == [1, 1] for k in ("strides", "dilations"))
+    return (cout < NARROW and kh >= 3 and kw >= 3 and at.get("group", 1) == 1 and flat
+            and at.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET") and len(at.get("pads", [0] * 4)) == 4)
+
+
 def _as_phases(gb: _Builder, node, base: str, w: np.ndarray, bias: str | None, plan, act, final: str,
                in_hw: list[int | None]) -> str:
     """One Conv per output phase (``act`` applied to each), then the interleave into ``final``."""
@@ -176,10 +207,17 @@ def rewrite_for_cpu(model, min_channels: int = 16) -> Rewrite:
     for n in g.node:
         if id(n) in absorbed:
             continue
+        at = _attrs(n)
+        if _narrow_conv(n, inits, at):
+            w = numpy_helper.to_array(inits[n.input[1]])
+            base = n.name or n.output[0]
+            _as_rows(gb, n, base, w, list(at.get("pads", [0, 0, 0, 0])))
+            changes.append(f"{base}: Conv with {w.shape[0]} outputs, {w.shape[2]}x{w.shape[3]} kernel -> "
+                           f"1x{w.shape[3]} Conv to {w.shape[0] * w.shape[2]} channels + {w.shape[2]}x1 sum")
+            continue
         if n.op_type != "ConvTranspose" or len(n.input) < 2 or n.input[1] not in inits:
             gb.nodes.append(n)
             continue
-        at = _attrs(n)
         w = numpy_helper.to_array(inits[n.input[1]])  # [Cin, Cout, kh, kw]
         bias = n.input[2] if len(n.input) > 2 and n.input[2] else None
         in_hw = shapes.get(n.input[0], [None] * 4)[2:]

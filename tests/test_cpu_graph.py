@@ -1,6 +1,7 @@
 """The exact CPU rewrite of transposed convolutions (ganzoo.cpu_graph), checked against PyTorch's
 conv_transpose2d on hand-built ONNX graphs: every stride/kernel/padding it claims to handle, the
-activation moved onto the phases, the 1x1-input MatMul, and the layers it must leave alone."""
+activation moved onto the phases, the 1x1-input MatMul, and the layers it must leave alone; and the
+row split of narrow convolutions against conv2d."""
 
 from __future__ import annotations
 
@@ -113,3 +114,59 @@ def test_a_broken_file_falls_back_with_a_reason(tmp_path):
     path.write_bytes(b"not a model")
     data, why = cpu_graph_bytes(path)
     assert data is None and "cpu graph not applied" in why
+
+
+def _conv_graph(cin, cout, kh, kw, pads=(0, 0, 0, 0), bias=True, act=None, strides=(1, 1), group=1, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((cout, cin // group, kh, kw)).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    inits = [numpy_helper.from_array(w, "w")] + ([numpy_helper.from_array(b, "b")] if bias else [])
+    nodes = [helper.make_node("Conv", ["x", "w"] + (["b"] if bias else []), ["t" if act else "y"], name="out",
+                              kernel_shape=[kh, kw], pads=list(pads), strides=list(strides), group=group)]
+    if act:
+        nodes.append(helper.make_node(act, ["t"], ["y"], name="act"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", cin, "h", "w"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", cout, "oh", "ow"])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    top, left, bottom, right = pads
+
+    def reference(x):
+        xp = torch.nn.functional.pad(torch.from_numpy(x), (left, right, top, bottom))
+        y = torch.nn.functional.conv2d(xp, torch.from_numpy(w), torch.from_numpy(b) if bias else None, stride=strides, groups=group)
+        return (torch.tanh(y) if act == "Tanh" else y).numpy()
+
+    return model, reference
+
+
+@pytest.mark.parametrize("cin,cout,kh,kw,pads,bias,act", [
+    (32, 3, 7, 7, (0, 0, 0, 0), True, "Tanh"),   # CycleGAN's output layer (after its reflection pad)
+    (8, 1, 3, 3, (1, 1, 1, 1), True, None),      # one output, zero padding inside the Conv
+    (5, 4, 3, 5, (2, 0, 1, 3), False, None),     # rectangular kernel, uneven padding, no bias
+    (6, 7, 4, 4, (1, 2, 2, 1), True, "Tanh"),    # the widest still split
+])
+def test_narrow_convolutions_are_split_into_rows_exactly(cin, cout, kh, kw, pads, bias, act):
+    model, reference = _conv_graph(cin, cout, kh, kw, pads, bias, act)
+    done = rewrite_for_cpu(model)
+    assert len(done.changes) == 1 and f"1x{kw} Conv to {kh * cout} channels + {kh}x1 sum" in done.changes[0]
+    convs = [n for n in done.model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 2
+    assert [list(helper.get_attribute_value(a)) for a in convs[0].attribute if a.name == "kernel_shape"] == [[1, kw]]
+    for n, hw in ((1, (9, 11)), (3, (12, 8))):
+        x = np.random.default_rng(n).standard_normal((n, cin, *hw)).astype(np.float32)
+        want = reference(x)
+        got = _run(done.model, x)
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() < 1e-4 * max(1.0, float(np.abs(want).max()))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(cin=8, cout=8, kh=3, kw=3),                     # wide enough for the blocked kernels
+    dict(cin=8, cout=3, kh=1, kw=1),                     # 1x1: nothing to split
+    dict(cin=8, cout=3, kh=7, kw=1),                     # a single column
+    dict(cin=8, cout=3, kh=3, kw=3, strides=(2, 2)),     # strided
+    dict(cin=8, cout=2, kh=3, kw=3, group=2),            # grouped
+])
+def test_convolutions_it_does_not_split_are_left_alone(kwargs):
+    model, _ = _conv_graph(**kwargs)
+    assert rewrite_for_cpu(model).changes == []

@@ -186,10 +186,11 @@ def test_dynamic_batch_matches_pytorch(zoo, arch, kind, net):
     torch_model = RunModel(zoo.run(arch, kind), net=net)
     assert onnx_model.info == replace(torch_model.info, opset=18)
     # the exported graph, the CPU graph the runtime picks, and the CPU rewrite forced onto every
-    # transposed convolution however narrow (the tiny test nets are below its width threshold)
+    # transposed convolution however narrow (the tiny test nets are below its width threshold); the
+    # tiny nets' narrow convolutions are split into rows in both CPU graphs
     forced = rewrite_for_cpu(onnx.load(str(path)), min_channels=1)
     has_transposed = any(nd.op_type == "ConvTranspose" for nd in onnx.load(str(path)).graph.node)
-    assert bool(forced.changes) == has_transposed
+    assert any("ConvTranspose" in c for c in forced.changes) == has_transposed
     sessions = {"auto": onnx_model.session, "plain": GanzooModel(path, provider="cpu", graph="plain").session,
                 "forced": ort.InferenceSession(forced.model.SerializeToString(), providers=["CPUExecutionProvider"])}
     for n in (1, 3, 7):
