@@ -3,9 +3,12 @@
 For each architecture in the registry: train a few steps at its reference size (DCGAN and WGAN
 64x64 RGB, CycleGAN 128x128 RGB, vanilla and cgan 28x28 digits; random RGB images written to a
 temp folder, or the embedded digits resized), export it (verified), then time PyTorch eager,
-torch.compile and ONNX Runtime CPU with ``ganzoo.bench`` -- every backend in its own process.
-ONNX Runtime is run with several session options (graph optimisation level, IOBinding, thread
-spinning); the best variant per model is the "ort-cpu" figure and the JSON says which won.
+torch.compile and ONNX Runtime CPU with ``ganzoo.bench`` -- every backend in its own process,
+loaded once, then timed in interleaved rounds (``ganzoo.bench.run_jobs``) so that the machine's
+drifting speed hits every backend alike. ONNX Runtime is run with several session options (graph
+optimisation level, IOBinding, thread spinning, the CPU graph or the exported one), interleaved
+too; the best variant per model is the "ort-cpu" figure and the JSON says which won. Ratios are
+the median of the ratios measured within one round.
 
 Writes benchmarks/results/onnx_zoo.json (records + machine) and the table in docs/benchmarks.md
 (between the onnx_zoo markers). Prints the issue's targets as ratios measured in this one run.
@@ -54,6 +57,7 @@ ORT_VARIANTS = {  # "graph": the exact CPU rewrite of ganzoo.cpu_graph ("cpu", t
     "extended": dict(opt_level="extended", iobinding=False),
     "basic": dict(opt_level="basic", iobinding=False),
     "all+no-spin": dict(opt_level="all", iobinding=False, spinning=False),
+    "all+batch-parallel": dict(opt_level="all", iobinding=False, batch_parallel=True),  # a batch >= threads: sliced
 }
 TARGETS = [  # (arch, batch, min ratio ORT CPU / eager), from issue 4
     ("dcgan", 1, 3.0), ("dcgan", 64, 1.5), ("cyclegan", 1, 1.5),
@@ -113,9 +117,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to compile on 2 cores)")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite the table in docs/benchmarks.md")
     ap.add_argument("--out", default=str(RESULTS), help="results JSON")
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="measure eager and the best ORT variant this many times, alternating, and keep the median "
-                         "p50 of each (the machine's speed drifts; the ratio is then taken side by side)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="interleave every backend and ORT variant this many rounds (ganzoo.bench.run_jobs): figures "
+                         "are medians over rounds, ratios the median of the per-round ratios (the machine's speed drifts)")
     ap.add_argument("--workdir", default="", help="keep runs and exports here (default: a temp folder)")
     ap.add_argument("--from-json", default="", help="only re-render the table (and docs) from an earlier results JSON")
     args = ap.parse_args(argv)
@@ -129,14 +133,17 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)  # training here is only a few steps; the timed backends set their own threads
-    from ganzoo.bench import format_table, machine, run_bench
+    from ganzoo.bench import bench_jobs, format_table, machine, run_jobs
     from ganzoo.registry import get_registry
 
     reg = get_registry()
     archs = [a for a in args.archs.split(",") if a] or reg.names("architecture")
     threads = args.threads or os.cpu_count() or 1
-    timing = dict(warmup_s=0.3, min_time_s=0.5, min_iters=5) if args.quick else dict(warmup_s=1.0, min_time_s=3.0, min_iters=20)
+    # per round, per backend and batch size (a worker stays loaded between rounds, so a short warm-up is enough)
+    timing = dict(warmup_s=0.2, min_time_s=0.3, min_iters=3) if args.quick else dict(warmup_s=0.3, min_time_s=1.0, min_iters=5)
     variants = dict(list(ORT_VARIANTS.items())[:2]) if args.quick else ORT_VARIANTS
+    if args.quick:
+        args.rounds = min(args.rounds, 2)
     torch_backends = ["eager"] + ([] if args.no_compile else ["compile"])
     started = time.time()
     load_before = machine().get("loadavg")
@@ -158,12 +165,12 @@ def main(argv=None) -> int:
             models[arch] = {"data": DATA_LABEL.get(kind, kind), "image_size": size, "network": net,
                             "train_s": round(time.time() - t0, 1)}
             tags = {"arch": arch, "network": net}
-            recs = run_bench(run, torch_backends, batches, net=net, threads=threads, tags=tags, **timing,
-                             progress=lambda m: print("  " + m, flush=True))
+            jobs, _ = bench_jobs(run, torch_backends, batches, net=net, threads=threads, tags=tags, **timing)
             for name, opts in variants.items():
-                recs += run_bench(run, ["ort-cpu"], batches, net=net, threads=threads, tags={**tags, "variant": name},
-                                  **opts, **timing, progress=lambda m, name=name: print(f"  {m} [{name}]", flush=True))
-            # the best ORT variant for this model (geometric mean of p50 over the batch sizes)
+                jobs += bench_jobs(run, ["ort-cpu"], batches, net=net, threads=threads, tags={**tags, "variant": name},
+                                   **opts, **timing)[0]
+            recs = run_jobs(jobs, rounds=args.rounds, progress=lambda m: print("  " + m, flush=True))
+            # the best ORT variant for this model (geometric mean of its median p50 over the batch sizes)
             scores = {}
             for name in variants:
                 vals = [p50(recs, backend="ort-cpu", variant=name, batch_size=b) for b in batches]
@@ -171,9 +178,7 @@ def main(argv=None) -> int:
                     scores[name] = math.exp(sum(math.log(v) for v in vals) / len(vals))
             best = min(scores, key=scores.get) if scores else None
             models[arch]["best_ort_variant"] = best
-            if best is not None and args.rounds > 1:
-                recs = alternate_rounds(recs, run, net, batches, threads, tags, best, variants[best], timing, args.rounds)
-                models[arch]["rounds"] = args.rounds
+            models[arch]["rounds"] = args.rounds
             for r in recs:
                 r["best"] = r["backend"] != "ort-cpu" or r.get("variant") == best
             records += recs
@@ -197,45 +202,34 @@ def main(argv=None) -> int:
     return 0
 
 
-def alternate_rounds(recs, run, net, batches, threads, tags, best, opts, timing, rounds) -> list[dict]:
-    """Measure eager and the best ORT variant ``rounds - 1`` more times, alternating, and replace their
-    latency figures by the median over the rounds (each round's p50 is kept in ``rounds_p50_ms``)."""
-    from ganzoo.bench import run_bench
-
-    def key(r):
-        return (r["backend"], r.get("variant"), r["batch_size"])
-
-    chosen = [r for r in recs if r["backend"] == "eager" or (r["backend"] == "ort-cpu" and r.get("variant") == best)]
-    seen = {key(r): [r] for r in chosen}
-    for i in range(2, rounds + 1):
-        more = run_bench(run, ["eager"], batches, net=net, threads=threads, tags=tags, **timing,
-                         progress=lambda m: print(f"  {m} [round {i}]", flush=True))
-        more += run_bench(run, ["ort-cpu"], batches, net=net, threads=threads, tags={**tags, "variant": best}, **opts,
-                          **timing, progress=lambda m: print(f"  {m} [{best}, round {i}]", flush=True))
-        for r in more:
-            if key(r) in seen:
-                seen[key(r)].append(r)
-    for runs in seen.values():
-        first = runs[0]
-        if any(r.get("p50_ms") is None for r in runs):
-            continue
-        first["rounds_p50_ms"] = [r["p50_ms"] for r in runs]
-        for k in ("p50_ms", "p90_ms", "p99_ms"):
-            first[k] = statistics.median(r[k] for r in runs)
-        first["images_per_s"] = first["batch_size"] * 1000.0 / first["p50_ms"]
-    return recs
+def paired(records, arch, b, num: dict, den: dict) -> tuple[float | None, list[float]]:
+    """The median over rounds of (num p50 / den p50) measured in the same round, and the per-round
+    ratios; the ratio of the two p50s when a record has no rounds."""
+    n = next((r for r in records if r.get("arch") == arch and r["batch_size"] == b and r.get("p50_ms") is not None
+              and all(r.get(k) == v for k, v in num.items())), None)
+    d = next((r for r in records if r.get("arch") == arch and r["batch_size"] == b and r.get("p50_ms") is not None
+              and all(r.get(k) == v for k, v in den.items())), None)
+    if n is None or d is None:
+        return None, []
+    if n.get("rounds_p50_ms") and d.get("rounds_p50_ms") and len(n["rounds_p50_ms"]) == len(d["rounds_p50_ms"]):
+        per = [round(x / y, 3) for x, y in zip(n["rounds_p50_ms"], d["rounds_p50_ms"])]
+        return round(statistics.median(per), 2), per
+    return round(n["p50_ms"] / d["p50_ms"], 2), []
 
 
 def summarise(records, models) -> dict:
     rows, checks = [], []
     for arch, m in models.items():
+        ort_ = {"backend": "ort-cpu", "variant": m["best_ort_variant"]}
         for b in sorted({r["batch_size"] for r in records if r.get("arch") == arch}):
             e = p50(records, arch=arch, backend="eager", batch_size=b)
             c = p50(records, arch=arch, backend="compile", batch_size=b)
-            o = p50(records, arch=arch, backend="ort-cpu", variant=m["best_ort_variant"], batch_size=b)
+            o = p50(records, arch=arch, batch_size=b, **ort_)
+            vs_e, per_e = paired(records, arch, b, {"backend": "eager"}, ort_)
+            vs_c, per_c = paired(records, arch, b, {"backend": "compile"}, ort_)
             rows.append({"arch": arch, "batch_size": b, "eager_ms": e, "compile_ms": c, "ort_ms": o,
-                         "ort_vs_eager": round(e / o, 2) if e and o else None,
-                         "ort_vs_compile": round(c / o, 2) if c and o else None})
+                         "ort_vs_eager": vs_e, "ort_vs_compile": vs_c,
+                         "ort_vs_eager_rounds": per_e, "ort_vs_compile_rounds": per_c})
     for arch, b, need in TARGETS:
         row = next((r for r in rows if r["arch"] == arch and r["batch_size"] == b), None)
         got = row["ort_vs_eager"] if row else None
@@ -251,6 +245,12 @@ def _fmt(v, unit=""):
     return "n/a" if v is None else (f"{v:.3g}{unit}" if v < 100 else f"{v:.0f}{unit}")
 
 
+def _ratio(row, other) -> str:
+    per = row.get(f"ort_vs_{other}_rounds") or []
+    text = _fmt(row[f"ort_vs_{other}"], "x")
+    return text + (f" ({min(per):.2f}-{max(per):.2f})" if len(per) > 1 else "")
+
+
 def markdown(result) -> str:
     m = result["machine"]
     load = (m.get("loadavg_before") or [0])[0]
@@ -260,7 +260,9 @@ def markdown(result) -> str:
         f"{m.get('platform')}, torch {m.get('torch')}, onnxruntime {m.get('onnxruntime')}, {result['threads']} threads, "
         f"load average before {m.get('loadavg_before')}{' -- QUICK run, rough numbers' if result['quick'] else ''}.",
         f"Command: `{result['command']}`."
-        + (f" Eager and ORT figures are the median p50 of {result['rounds']} alternating rounds." if result.get("rounds", 1) > 1 else "")
+        + (f" Every backend and ORT variant was loaded once and timed in {result['rounds']} interleaved rounds: "
+           "latencies are the median p50 over rounds, ratios the median of the ratios measured in the same round "
+           "(range over rounds in brackets)." if result.get("rounds", 1) > 1 else "")
         + (f" **The machine was busy (load {load} on {m.get('cpu_count')} CPUs): these numbers are not representative.**" if busy else ""),
         "",
         "| model | size | batch | eager p50 ms | compile p50 ms | ORT CPU p50 ms | ORT variant | ORT / eager | ORT / compile |",
@@ -270,7 +272,7 @@ def markdown(result) -> str:
         md = result["models"][r["arch"]]
         size = f"{md['image_size']}x{md['image_size']} {DATA_LABEL.get(md['data'], md['data'])}" if md["image_size"] else md["data"]
         lines.append(f"| {r['arch']}/{md['network']} | {size} | {r['batch_size']} | {_fmt(r['eager_ms'])} | {_fmt(r['compile_ms'])} | "
-                     f"{_fmt(r['ort_ms'])} | {md['best_ort_variant']} | {_fmt(r['ort_vs_eager'], 'x')} | {_fmt(r['ort_vs_compile'], 'x')} |")
+                     f"{_fmt(r['ort_ms'])} | {md['best_ort_variant']} | {_ratio(r, 'eager')} | {_ratio(r, 'compile')} |")
     lines += ["", "| target | measured | pass |", "|---|---:|---|"]
     for t in result["summary"]["targets"]:
         lines.append(f"| {t['target']} | {_fmt(t['ratio'], 'x')} | {'n/a' if t['pass'] is None else ('yes' if t['pass'] else 'NO')} |")

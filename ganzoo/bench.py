@@ -4,7 +4,9 @@ Each backend runs in :mod:`ganzoo.bench_worker` in a fresh interpreter (ONNX Run
 threads slow PyTorch several-fold in a shared process). Per batch size: warm-up, then p50/p90/p99
 latency and images/s at p50, with the thread count and the provider that really ran. A backend that
 cannot run here (no CUDA, compile failure, no PyTorch weights for a bare .onnx file) is reported
-unavailable with the reason, never as a crash.
+unavailable with the reason, never as a crash. With ``rounds`` > 1 every backend's process loads
+once and the backends then take turns, round after round (the figures are medians over rounds):
+on a machine whose speed drifts, ratios between backends are then measured side by side.
 
 This module imports no torch itself; a RUN_DIR whose ONNX file is missing or older than its
 checkpoint is exported first, to its default path in the run directory (that part uses PyTorch).
@@ -15,8 +17,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import queue
+import statistics
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -127,40 +134,183 @@ def run_backend(backend: str, job: dict[str, Any], timeout: float = 900) -> list
     return [_missing(backend, b, job["threads"], reason, job) for b in job["batch_sizes"]]
 
 
-def run_bench(source: str | Path, backends: Iterable[str] = DEFAULT_BACKENDS, batch_sizes: Sequence[int] = (1, 8, 64), *,
-              net: str | None = None, threads: int | None = None, warmup_s: float = 1.0, min_time_s: float = 2.0,
-              min_iters: int = 10, max_iters: int = 2000, opt_level: str = "all", iobinding: bool | None = None,
-              spinning: bool | None = None, graph: str = "auto", timeout: float = 900, tags: dict[str, Any] | None = None,
-              progress=None) -> list[dict[str, Any]]:
-    """Benchmark ``source`` (an exported .onnx file or a run directory) on each backend."""
+def bench_jobs(source: str | Path, backends: Iterable[str] = DEFAULT_BACKENDS, batch_sizes: Sequence[int] = (1, 8, 64), *,
+               net: str | None = None, threads: int | None = None, warmup_s: float = 1.0, min_time_s: float = 2.0,
+               min_iters: int = 10, max_iters: int = 2000, opt_level: str = "all", iobinding: bool | None = None,
+               spinning: bool | None = None, graph: str = "auto", batch_parallel: bool = False,
+               tags: dict[str, Any] | None = None, progress=None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The worker jobs that benchmark ``source`` (an exported .onnx file or a run directory) on each
+    backend, and the records of backends that cannot run from it (a bare .onnx has no PyTorch weights)."""
     src = Path(source).expanduser()
     if not src.exists():
         raise GanzooError(f"{source} does not exist; pass an exported .onnx file or a run directory")
-    threads = int(threads or os.cpu_count() or 1)
-    base: dict[str, Any] = dict(batch_sizes=list(batch_sizes), threads=threads, warmup_s=warmup_s, min_time_s=min_time_s,
-                                min_iters=min_iters, max_iters=max_iters, opt_level=opt_level, spinning=spinning,
-                                graph=graph, net=net, tags=dict(tags or {}))
-    if iobinding is not None:
-        base["iobinding"] = iobinding
-    records: list[dict[str, Any]] = []
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
         raise GanzooError(f"unknown backend {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
+    threads = int(threads or os.cpu_count() or 1)
+    base: dict[str, Any] = dict(batch_sizes=list(batch_sizes), threads=threads, warmup_s=warmup_s, min_time_s=min_time_s,
+                                min_iters=min_iters, max_iters=max_iters, opt_level=opt_level, spinning=spinning,
+                                graph=graph, batch_parallel=batch_parallel, net=net, tags=dict(tags or {}))
+    if iobinding is not None:
+        base["iobinding"] = iobinding
+    jobs: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
     onnx_path: Path | None = None
     for backend in backends:
-        if progress:
-            progress(f"{backend} ...")
         if backend in TORCH_BACKENDS:
             if not src.is_dir():
-                records += [_missing(backend, b, threads, "needs a RUN_DIR: an .onnx file has no PyTorch weights", base)
+                missing += [_missing(backend, b, threads, "needs a RUN_DIR: an .onnx file has no PyTorch weights", base)
                             for b in batch_sizes]
                 continue
-            records += run_backend(backend, {**base, "run_dir": str(src)}, timeout)
+            jobs.append({**base, "backend": backend, "run_dir": str(src)})
         else:
             if onnx_path is None:
                 onnx_path = src if src.is_file() else onnx_for_run(src, net, progress)
-            records += run_backend(backend, {**base, "onnx": str(onnx_path)}, timeout)
-    return records
+            jobs.append({**base, "backend": backend, "onnx": str(onnx_path)})
+    return jobs, missing
+
+
+def run_bench(source: str | Path, backends: Iterable[str] = DEFAULT_BACKENDS, batch_sizes: Sequence[int] = (1, 8, 64), *,
+              rounds: int = 1, timeout: float = 900, progress=None, **options: Any) -> list[dict[str, Any]]:
+    """Benchmark ``source`` on each backend (options: those of :func:`bench_jobs`); with ``rounds`` > 1
+    the backends are interleaved (see :func:`run_jobs`)."""
+    backends = list(backends)
+    jobs, missing = bench_jobs(source, backends, batch_sizes, progress=progress, **options)
+    records = run_jobs(jobs, rounds=rounds, timeout=timeout, progress=progress) + missing
+    return sorted(records, key=lambda r: backends.index(r["backend"]))  # stable: batch sizes stay in order
+
+
+def run_jobs(jobs: Sequence[dict[str, Any]], rounds: int = 1, timeout: float = 900, progress=None) -> list[dict[str, Any]]:
+    """Run worker jobs. ``rounds`` 1: one backend after the other, each timing every batch size once.
+    More: every worker loads first, then each round times every batch size on every backend in turn
+    (one at a time, the order rotating), so a machine whose speed drifts slows all backends alike.
+    A record's figures are then the median over rounds; ``rounds_p50_ms`` keeps each round's p50, in
+    round order, so ratios can be taken round by round, and ``rounds_at_s`` when each round's timing
+    of it began (seconds from the first)."""
+    if rounds <= 1:
+        out = []
+        for job in jobs:
+            if progress:
+                progress(f"{_label(job)} ...")
+            out += run_backend(job["backend"], job, timeout)
+        return out
+    from .bench_worker import records_of
+
+    workers = []
+    for job in jobs:
+        if progress:
+            progress(f"{_label(job)}: loading")
+        workers.append(_Worker(job, timeout))
+    ready = []
+    out: list[dict[str, Any]] = []
+    for w in workers:
+        reason = w.wait_ready()
+        if reason:
+            out += [_missing(w.job["backend"], b, w.job["threads"], reason, w.job) for b in w.job["batch_sizes"]]
+        else:
+            ready.append(w)
+    times: dict[tuple[int, int], list[list[float]]] = {}
+    started: dict[tuple[int, int], list[float]] = {}
+    t0 = time.perf_counter()
+    try:
+        for r in range(rounds):
+            order = ready[r % len(ready):] + ready[: r % len(ready)] if ready else []
+            if progress:
+                progress(f"round {r + 1}/{rounds}: {', '.join(_label(w.job) for w in order)}")
+            for batch in jobs[0]["batch_sizes"] if jobs else []:
+                for w in order:
+                    if w.reason:
+                        continue
+                    at = time.perf_counter() - t0
+                    got = w.measure(batch)
+                    if got is not None:
+                        times.setdefault((id(w), batch), []).append(got)
+                        started.setdefault((id(w), batch), []).append(round(at, 3))
+    finally:
+        for w in workers:
+            w.close()
+    for w in ready:
+        for batch in w.job["batch_sizes"]:
+            runs = times.get((id(w), batch))
+            if w.reason or not runs or len(runs) < rounds:
+                out.append(_missing(w.job["backend"], batch, w.job["threads"], w.reason or "no timings", w.job))
+                continue
+            per_round = [records_of(w.job, w.meta, batch, t) for t in runs]
+            rec = dict(per_round[0])
+            for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms"):
+                rec[k] = round(statistics.median(x[k] for x in per_round), 4)
+            rec["images_per_s"] = round(batch * 1e3 / rec["p50_ms"], 2)
+            rec["iters"] = sum(x["iters"] for x in per_round)
+            rec["rounds"] = rounds
+            rec["rounds_p50_ms"] = [x["p50_ms"] for x in per_round]
+            rec["rounds_at_s"] = started[(id(w), batch)]
+            out.append(rec)
+    return out
+
+
+def _label(job: dict[str, Any]) -> str:
+    extra = job.get("tags", {}).get("variant")
+    return job["backend"] + (f" [{extra}]" if extra else "")
+
+
+class _Worker:
+    """A ``bench_worker --serve`` process: loaded once, then timed batch size by batch size."""
+
+    def __init__(self, job: dict[str, Any], timeout: float):
+        self.job, self.timeout, self.meta, self.reason = job, timeout, {}, ""
+        env = dict(os.environ)
+        env["OMP_NUM_THREADS"] = str(job["threads"])
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ganzoo.bench_worker", json.dumps(job), "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def _next(self) -> dict[str, Any] | None:
+        try:
+            msg = self.lines.get(timeout=self.timeout)
+        except queue.Empty:
+            self.reason = f"timed out after {self.timeout:.0f} s"
+            return None
+        if msg is None:
+            self.proc.wait()
+            self.stderr.seek(0)
+            err = [ln for ln in self.stderr.read().strip().splitlines() if ln.strip()]
+            self.reason = f"worker exited with {self.proc.returncode}: {err[-1][:240] if err else 'no output'}"
+        return msg
+
+    def wait_ready(self) -> str:
+        msg = self._next()
+        if msg is not None:
+            if "ready" in msg:
+                self.meta = msg["ready"]
+            else:
+                self.reason = msg.get("unavailable", "unknown reason")
+        return self.reason
+
+    def measure(self, batch: int) -> list[float] | None:
+        time.sleep(0.05)  # the previous backend's idle threads stop spinning
+        try:
+            self.proc.stdin.write(json.dumps({"batch": batch}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass
+        msg = self._next()
+        return None if msg is None else msg.get("times")
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+        self.stderr.close()
 
 
 def _missing(backend: str, batch: int, threads: int, reason: str, base: dict) -> dict[str, Any]:
@@ -176,7 +326,8 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         if r.get("available", True) and r.get("p50_ms") is not None:
             lines.append(f"{r['backend']:<11} {r['batch_size']:>5} {r['p50_ms']:>9.3f} {r['p90_ms']:>9.3f} {r['p99_ms']:>9.3f} "
                          f"{r['images_per_s']:>10.1f} {r['threads']:>7}  {r['provider']}"
-                         + (f" ({r['graph']} graph)" if r.get("graph") else ""))
+                         + (f" ({r['graph']} graph" + (f", {r['sessions']} sessions" if r.get("sessions", 1) > 1 else "") + ")"
+                            if r.get("graph") else ""))
     seen = set()
     for r in records:
         if not r.get("available", True) and r["backend"] not in seen:

@@ -3,7 +3,8 @@
 ONNX Runtime's spinning intra-op threads slow PyTorch several-fold when both live in one process,
 so :mod:`ganzoo.bench` runs every backend here, one process each. The ``ort-*`` backends import
 no torch. The last line printed is one JSON object: ``{"records": [...]}`` or
-``{"unavailable": "why"}``.
+``{"unavailable": "why"}``. With ``--serve`` the worker loads once and then times one batch size
+per request, so :func:`ganzoo.bench.run_jobs` can interleave backends round by round.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def _timing(job: dict) -> tuple[float, float, int, int]:
     return float(job.get("warmup_s", 1.0)), float(job.get("min_time_s", 2.0)), int(job.get("min_iters", 10)), int(job.get("max_iters", 2000))
 
 
-def run_torch(job: dict) -> list[dict[str, Any]]:
+def prepare_torch(job: dict) -> tuple[dict[int, Callable[[], Any]], dict[str, Any]]:
+    """One callable per batch size (compiled for it when the backend is ``compile``), and what ran."""
     import torch
 
     from ganzoo.export import RunModel
@@ -82,21 +84,19 @@ def run_torch(job: dict) -> list[dict[str, Any]]:
     cuda = job["backend"].endswith("cuda")
     if cuda and not torch.cuda.is_available():
         raise Unavailable("PyTorch sees no CUDA device")
-    threads = int(job["threads"])
-    torch.set_num_threads(threads)
+    torch.set_num_threads(int(job["threads"]))
     model = RunModel(job["run_dir"], net=job.get("net"), device="cuda" if cuda else "cpu")
     net = model.module
-    device = torch.cuda.get_device_name() if cuda else cpu_name()
     if job["backend"].startswith("compile"):
         try:
             net = torch.compile(net, dynamic=False)
         except Exception as exc:
             raise Unavailable(f"torch.compile failed: {_first(exc)}") from None
-    out = []
+    fns = {}
     for batch in job["batch_sizes"]:
         args = [torch.from_numpy(x).to(model.parts.device) for x in example_inputs(model.info, batch).values()]
 
-        def fn():
+        def fn(args=args):
             with torch.inference_mode():
                 y = net(*args)
             if cuda:
@@ -107,12 +107,14 @@ def run_torch(job: dict) -> list[dict[str, Any]]:
             fn()  # compiles for this shape
         except Exception as exc:
             raise Unavailable(f"{job['backend']} failed: {_first(exc)}") from None
-        times = measure(fn, *_timing(job))
-        out.append(record(job, batch, times, f"torch-{'cuda' if cuda else 'cpu'}", torch.get_num_threads(), device))
-    return out
+        fns[batch] = fn
+    meta = {"provider": f"torch-{'cuda' if cuda else 'cpu'}", "threads": torch.get_num_threads(),
+            "device": torch.cuda.get_device_name() if cuda else cpu_name()}
+    return fns, meta
 
 
-def run_ort(job: dict) -> list[dict[str, Any]]:
+def prepare_ort(job: dict) -> tuple[dict[int, Callable[[], Any]], dict[str, Any]]:
+    """One callable per batch size on an ONNX Runtime session (IOBinding when asked), and what ran."""
     from ganzoo.errors import GanzooError
     from ganzoo.runtime import GanzooModel
 
@@ -121,7 +123,7 @@ def run_ort(job: dict) -> list[dict[str, Any]]:
     try:
         model = GanzooModel(job["onnx"], provider=provider, threads=threads if provider == "cpu" else 0,
                             opt_level=job.get("opt_level", "all"), spinning=job.get("spinning"),
-                            graph=job.get("graph", "auto"))
+                            graph=job.get("graph", "auto"), batch_parallel=bool(job.get("batch_parallel")))
     except GanzooError as exc:
         raise Unavailable(str(exc)) from None
     import onnxruntime as ort
@@ -129,9 +131,8 @@ def run_ort(job: dict) -> list[dict[str, Any]]:
     from ganzoo.runtime import example_inputs
 
     sess, info = model.session, model.info
-    device = cpu_name() if provider == "cpu" else f"GPU ({', '.join(model.providers)})"
-    iobinding = bool(job.get("iobinding", provider != "cpu"))
-    out = []
+    iobinding = bool(job.get("iobinding", provider != "cpu")) and model.sessions == 1
+    fns = {}
     for batch in job["batch_sizes"]:
         feeds = example_inputs(info, batch)
         if iobinding:
@@ -144,6 +145,9 @@ def run_ort(job: dict) -> list[dict[str, Any]]:
 
             def fn(io=io):
                 sess.run_with_iobinding(io)
+        elif model.sessions > 1:
+            def fn(feeds=feeds):
+                model.forward(feeds)
         else:
             def fn(feeds=feeds):
                 sess.run([info.output], feeds)
@@ -152,22 +156,53 @@ def run_ort(job: dict) -> list[dict[str, Any]]:
             fn()
         except Exception as exc:
             raise Unavailable(f"{job['backend']} failed: {_first(exc)}") from None
-        times = measure(fn, *_timing(job))
-        used = model.provider + ("+iobinding" if iobinding else "")
-        out.append({**record(job, batch, times, used, threads if provider == "cpu" else 0, device), "graph": model.graph})
-    return out
+        fns[batch] = fn
+    meta = {"provider": model.provider + ("+iobinding" if iobinding else ""),
+            "threads": threads if provider == "cpu" else 0, "graph": model.graph, "sessions": model.sessions,
+            "device": cpu_name() if provider == "cpu" else f"GPU ({', '.join(model.providers)})"}
+    return fns, meta
+
+
+def prepare(job: dict) -> tuple[dict[int, Callable[[], Any]], dict[str, Any]]:
+    return prepare_ort(job) if job["backend"].startswith("ort-") else prepare_torch(job)
+
+
+def records_of(job: dict, meta: dict[str, Any], batch: int, times: list[float]) -> dict[str, Any]:
+    rec = record(job, batch, times, meta["provider"], meta["threads"], meta["device"])
+    return {**rec, "graph": meta["graph"], "sessions": meta.get("sessions", 1)} if "graph" in meta else rec
+
+
+def serve(job: dict, stdin=None, stdout=None) -> None:
+    """Interleaved rounds (``ganzoo bench --rounds``): after loading, print ``{"ready": meta}``, then
+    answer each request line ``{"batch": B}`` with ``{"times": [seconds, ...]}`` until stdin closes.
+    The coordinator asks one worker at a time, so only one backend runs at any moment."""
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
+    try:
+        fns, meta = prepare(job)
+        stdout.write("\n" + json.dumps({"ready": meta}) + "\n")
+    except Unavailable as exc:
+        stdout.write("\n" + json.dumps({"unavailable": str(exc)}) + "\n")
+        stdout.flush()
+        return
+    stdout.flush()
+    for line in stdin:
+        if not line.strip():
+            continue
+        batch = int(json.loads(line)["batch"])
+        stdout.write(json.dumps({"times": measure(fns[batch], *_timing(job))}) + "\n")
+        stdout.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     job = json.loads(argv[0])
     os.environ.setdefault("OMP_NUM_THREADS", str(job.get("threads", 1)))
+    if "--serve" in argv[1:]:
+        serve(job)
+        return 0
     try:
-        if job["backend"].startswith("ort-"):
-            records = run_ort(job)
-        else:
-            records = run_torch(job)
-        result: dict[str, Any] = {"records": records}
+        fns, meta = prepare(job)
+        result: dict[str, Any] = {"records": [records_of(job, meta, b, measure(fn, *_timing(job))) for b, fn in fns.items()]}
     except Unavailable as exc:
         result = {"unavailable": str(exc)}
     sys.stdout.write("\n" + json.dumps(result) + "\n")

@@ -213,7 +213,12 @@ def open_session(path: str | Path, provider: str = "auto", *, allow_fallback: bo
 @dataclass
 class GanzooModel:
     """A ganzoo generator loaded from ONNX. ``provider`` and ``graph`` (after loading) name what really
-    runs: the provider, and ``plain`` (the file as exported) or ``cpu`` (:mod:`ganzoo.cpu_graph`)."""
+    runs: the provider, and ``plain`` (the file as exported) or ``cpu`` (:mod:`ganzoo.cpu_graph`).
+
+    ``batch_parallel`` (CPU only): also open one single-thread session per thread and run a batch of
+    at least that many as slices side by side (onnxruntime releases the GIL), so that its
+    single-threaded operators (InstanceNormalization, Pad, layout reorders) run on every core;
+    smaller batches use the multi-thread session. ``sessions`` says how many run a large batch."""
 
     path: str | Path
     provider: str = "auto"
@@ -222,8 +227,10 @@ class GanzooModel:
     opt_level: str = "all"
     spinning: bool | None = None
     graph: str = "auto"
+    batch_parallel: bool = False
     info: ModelInfo = field(init=False)
     note: str = field(init=False, default="")
+    sessions: int = field(init=False, default=1)
 
     def __post_init__(self) -> None:
         self.requested = self.provider
@@ -236,6 +243,15 @@ class GanzooModel:
         names = [i.name for i in self.session.get_inputs()]
         if sorted(names) != sorted(self.info.inputs):
             raise GanzooError(f"{self.path}: its inputs {names} do not match its metadata {list(self.info.inputs)}; export it again")
+        self._parts: list = []
+        n = self.threads or os.cpu_count() or 1
+        if self.batch_parallel and self.provider == "cpu" and n > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._parts = [open_session(self.path, "cpu", threads=1, opt_level=self.opt_level, spinning=self.spinning,
+                                        graph=self.graph)[0] for _ in range(n)]
+            self._pool = ThreadPoolExecutor(n, thread_name_prefix="ganzoo-ort")
+            self.sessions = n
 
     @property
     def providers(self) -> list[str]:
@@ -245,7 +261,18 @@ class GanzooModel:
     def run(self, z: np.ndarray | None = None, labels: np.ndarray | None = None, image: np.ndarray | None = None) -> np.ndarray:
         feeds = {"z": z, "labels": labels, "image": image}
         check_inputs(self.info, feeds, source=str(self.path))
-        return self.session.run([self.info.output], {k: feeds[k] for k in self.info.inputs})[0]
+        return self.forward({k: feeds[k] for k in self.info.inputs})
+
+    def forward(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run inputs already checked (``run`` checks them first); with ``batch_parallel``, a batch of
+        at least ``sessions`` rows is split into that many slices run side by side."""
+        batch = len(next(iter(feeds.values())))
+        if not self._parts or batch < len(self._parts):
+            return self.session.run([self.info.output], feeds)[0]
+        cuts = np.array_split(np.arange(batch), len(self._parts))
+        jobs = [self._pool.submit(sess.run, [self.info.output], {k: v[c[0]:c[-1] + 1] for k, v in feeds.items()})
+                for sess, c in zip(self._parts, cuts)]
+        return np.concatenate([j.result()[0] for j in jobs])
 
     __call__ = run
 

@@ -14,7 +14,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from ganzoo.bench import format_table, run_backend
+from ganzoo.bench import bench_jobs, format_table, run_backend, run_jobs
 from ganzoo.cli.main import cli
 
 from test_runtime import build  # a tiny ganzoo-contract model built with onnx.helper
@@ -98,8 +98,53 @@ def test_bench_mistakes_are_one_line(tmp_path):
     for args, words in [(["bench", tmp_path / "nope.onnx"], "does not exist"),
                         (["bench", tmp_path, "--batch-sizes", "1,x"], "--batch-sizes"),
                         (["bench", tmp_path, "--batch-sizes", "0"], "positive"),
-                        (["bench", tmp_path, "--backends", "eager,tpu"], "unknown tpu")]:
+                        (["bench", tmp_path, "--backends", "eager,tpu"], "unknown tpu"),
+                        (["bench", tmp_path, "--rounds", "0"], "--rounds at least 1")]:
         r = invoke(*args)
         assert r.exit_code == 2, r.output
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("ganzoo: error:") and words in lines[0], r.stderr
+
+
+def test_rounds_interleave_the_backends(tmp_path):
+    """--rounds N: each backend's process loads once, then every round times every backend before
+    the next round starts; the figures are the medians over rounds and each round's p50 is kept."""
+    from statistics import median
+
+    from test_export import train_tiny
+
+    run = train_tiny("vanilla", "points", tmp_path / "run")
+    r = invoke("bench", run, "--backends", "eager,ort-cpu", "--batch-sizes", "1,2", "--rounds", "3", "--json", *FAST)
+    assert r.exit_code == 0, r.output
+    records = json.loads(r.stdout)
+    assert sorted((x["backend"], x["batch_size"]) for x in records) == [("eager", 1), ("eager", 2), ("ort-cpu", 1), ("ort-cpu", 2)]
+    for rec in records:
+        check_available(rec, rec["backend"], "torch-cpu" if rec["backend"] == "eager" else "cpu")
+        assert rec["rounds"] == 3 and len(rec["rounds_p50_ms"]) == 3 and rec["iters"] >= 9
+        assert rec["p50_ms"] == pytest.approx(median(rec["rounds_p50_ms"]), rel=1e-3)
+    # round k of every backend and batch size is timed before any of round k + 1
+    for k in range(2):
+        assert max(x["rounds_at_s"][k] for x in records) < min(x["rounds_at_s"][k + 1] for x in records)
+
+
+def test_a_backend_that_cannot_load_does_not_stop_the_rounds(tmp_path):
+    model = build(tmp_path / "m.onnx")
+    jobs, missing = bench_jobs(model, ["ort-cpu", "eager"], [1], threads=1, warmup_s=0, min_time_s=0, min_iters=3)
+    assert len(jobs) == 1 and missing[0]["backend"] == "eager" and not missing[0]["available"]
+    broken = {**jobs[0], "onnx": str(tmp_path / "gone.onnx"), "tags": {"variant": "broken"}}
+    recs = run_jobs([broken, jobs[0]], rounds=2)
+    bad = [x for x in recs if x.get("variant") == "broken"]
+    good = [x for x in recs if x.get("variant") is None]
+    assert len(bad) == 1 and bad[0]["available"] is False and "does not exist" in bad[0]["reason"]
+    assert len(good) == 1 and good[0]["available"] and len(good[0]["rounds_p50_ms"]) == 2
+
+
+def test_batch_parallel_is_reported_in_the_records(tmp_path):
+    model = build(tmp_path / "m.onnx")
+    r = invoke("bench", model, "--backends", "ort-cpu", "--threads", 2, "--batch-parallel", "--batch-sizes", "1,4", "--json", *FAST)
+    assert r.exit_code == 0, r.output
+    records = json.loads(r.stdout)
+    for rec in records:
+        check_available(rec, "ort-cpu", "cpu")
+        assert rec["sessions"] == 2 and rec["threads"] == 2
+    assert "2 sessions" in format_table(records)

@@ -17,13 +17,18 @@ from ..runtime import GRAPHS, OPT_LEVELS
 @click.option("--warmup", type=float, default=1.0, show_default=True, help="Warm-up seconds per batch size (at least 3 calls).")
 @click.option("--seconds", type=float, default=2.0, show_default=True, help="Timed seconds per batch size (at least --min-iters calls).")
 @click.option("--min-iters", type=int, default=10, show_default=True, help="Fewest timed calls per batch size.")
+@click.option("--rounds", type=int, default=1, show_default=True,
+              help="Interleave the backends this many rounds (each times --seconds per batch size per round); "
+                   "figures are medians over rounds. Use 3 or more on a noisy machine.")
 @click.option("--opt-level", type=click.Choice(OPT_LEVELS), default="all", show_default=True, help="ONNX Runtime graph optimisation level.")
 @click.option("--graph", type=click.Choice(GRAPHS), default="auto", show_default=True,
               help="ONNX Runtime CPU: 'auto'/'cpu' run the exact CPU rewrite (transposed convolutions as convolutions), 'plain' the file as exported.")
+@click.option("--batch-parallel", is_flag=True,
+              help="ONNX Runtime CPU: split each batch across one single-thread session per thread, run side by side.")
 @click.option("--iobinding/--no-iobinding", default=None, help="ONNX Runtime IOBinding [default: on for CUDA/TensorRT, off on CPU].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of records instead of the table.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="Also write a PNG of latency against batch size.")
-def bench_cmd(source, batch_sizes, backends, net, threads, warmup, seconds, min_iters, opt_level, graph, iobinding, as_json, plot_path):
+def bench_cmd(source, batch_sizes, backends, net, threads, warmup, seconds, min_iters, rounds, opt_level, graph, batch_parallel, iobinding, as_json, plot_path):
     """Benchmark inference: PyTorch eager, torch.compile and ONNX Runtime, each in its own process.
 
     Reports p50/p90/p99 latency and images/s per batch size, the thread count and the provider
@@ -35,6 +40,7 @@ def bench_cmd(source, batch_sizes, backends, net, threads, warmup, seconds, min_
       ganzoo bench runs/dcgan-a --batch-sizes 1,8,64
       ganzoo bench runs/dcgan-a/generator.onnx --backends ort-cpu --json
       ganzoo bench runs/cyclegan-a --net G_AB --plot latency.png
+      ganzoo bench runs/cyclegan-a --backends eager,ort-cpu --batch-sizes 1 --rounds 5
     """
     import json
 
@@ -43,11 +49,12 @@ def bench_cmd(source, batch_sizes, backends, net, threads, warmup, seconds, min_
 
     sizes = parse_batch_sizes(batch_sizes)
     chosen = parse_list(backends, "backends", BACKENDS)
-    if threads < 0 or min_iters < 1 or warmup < 0 or seconds < 0:
-        raise GanzooError("--threads, --warmup and --seconds must not be negative, --min-iters at least 1")
+    if threads < 0 or min_iters < 1 or warmup < 0 or seconds < 0 or rounds < 1:
+        raise GanzooError("--threads, --warmup and --seconds must not be negative, --min-iters and --rounds at least 1")
     progress = None if as_json else (lambda msg: click.echo(msg, err=True))
     records = run_bench(source, chosen, sizes, net=net, threads=threads or None, warmup_s=warmup, min_time_s=seconds,
-                        min_iters=min_iters, opt_level=opt_level, graph=graph, iobinding=iobinding, progress=progress)
+                        min_iters=min_iters, rounds=rounds, opt_level=opt_level, graph=graph, batch_parallel=batch_parallel, iobinding=iobinding,
+                        progress=progress)
     if plot_path:
         plot(records, plot_path, title=str(source))
     if as_json:

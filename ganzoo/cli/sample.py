@@ -30,8 +30,10 @@ from ..runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
 @click.option("--opt-level", type=click.Choice(OPT_LEVELS), default="all", show_default=True, help=".onnx only: graph optimisation level.")
 @click.option("--graph", type=click.Choice(GRAPHS), default="auto", show_default=True,
               help=".onnx only: 'auto' runs the exact CPU rewrite on the CPU provider, 'plain' the file as exported.")
+@click.option("--batch-parallel", is_flag=True,
+              help=".onnx on CPU: split the batch across one single-thread session per thread, run side by side (faster for large convolutional models).")
 @click.option("--device", default="cpu", show_default=True, help="RUN_DIR only: PyTorch device.")
-def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allow_fallback, threads, opt_level, graph, device):
+def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allow_fallback, threads, opt_level, graph, batch_parallel, device):
     """Draw samples from an exported .onnx file (ONNX Runtime, no PyTorch) or a run directory.
 
     \b
@@ -51,8 +53,8 @@ def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allo
     if n < 1:
         raise GanzooError(f"-n must be at least 1, got {n}")
     if path.is_dir():
-        if provider != "auto" or threads or graph != "auto":
-            raise GanzooError("--provider/--threads/--graph apply to .onnx files; a run directory samples with PyTorch (--device)")
+        if provider != "auto" or threads or graph != "auto" or batch_parallel:
+            raise GanzooError("--provider/--threads/--graph/--batch-parallel apply to .onnx files; a run directory samples with PyTorch (--device)")
         from ..export import RunModel
 
         model = RunModel(path, net=net, device=device)
@@ -61,7 +63,8 @@ def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allo
             raise GanzooError("--net applies to run directories; an .onnx file holds one network")
         from ..runtime import GanzooModel
 
-        model = GanzooModel(path, provider=provider, allow_fallback=allow_fallback, threads=threads, opt_level=opt_level, graph=graph)
+        model = GanzooModel(path, provider=provider, allow_fallback=allow_fallback, threads=threads, opt_level=opt_level, graph=graph,
+                            batch_parallel=batch_parallel)
         if model.note:
             click.echo(f"ganzoo: warning: {model.note}", err=True)
     else:
@@ -99,4 +102,5 @@ def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allo
         Path(npy).expanduser().parent.mkdir(parents=True, exist_ok=True)
         np.save(npy, result)
     click.echo(f"wrote {len(result)} samples of {info.describe()} to {out}"
-               + (f" and {npy}" if npy else "") + f" [{model.provider}]")
+               + (f" and {npy}" if npy else "") + f" [{model.provider}"
+               + (f", {model.sessions} sessions" if getattr(model, "sessions", 1) > 1 else "") + "]")
