@@ -269,7 +269,10 @@ class _Worker:
     def _read(self) -> None:
         for line in self.proc.stdout:
             if line.startswith("{"):
-                self.lines.put(json.loads(line))
+                try:
+                    self.lines.put(json.loads(line))
+                except ValueError:  # a library printing to stdout, not the worker
+                    continue
         self.lines.put(None)
 
     def _next(self) -> dict[str, Any] | None:

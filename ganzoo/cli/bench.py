@@ -18,11 +18,12 @@ from ..runtime import GRAPHS, OPT_LEVELS
 @click.option("--seconds", type=float, default=2.0, show_default=True, help="Timed seconds per batch size (at least --min-iters calls).")
 @click.option("--min-iters", type=int, default=10, show_default=True, help="Fewest timed calls per batch size.")
 @click.option("--rounds", type=int, default=1, show_default=True,
-              help="Interleave the backends this many rounds (each times --seconds per batch size per round); "
-                   "figures are medians over rounds. Use 3 or more on a noisy machine.")
+              help="Load every backend once, then time them in turn this many rounds (--seconds per batch size "
+                   "per round); figures are medians over rounds, each round's p50 is in --json. Use 3 or more "
+                   "on a noisy machine.")
 @click.option("--opt-level", type=click.Choice(OPT_LEVELS), default="all", show_default=True, help="ONNX Runtime graph optimisation level.")
 @click.option("--graph", type=click.Choice(GRAPHS), default="auto", show_default=True,
-              help="ONNX Runtime CPU: 'auto'/'cpu' run the exact CPU rewrite (transposed convolutions as convolutions), 'plain' the file as exported.")
+              help="ONNX Runtime CPU: 'auto'/'cpu' run the exact CPU rewrite (ganzoo.cpu_graph), 'plain' the file as exported.")
 @click.option("--batch-parallel", is_flag=True,
               help="ONNX Runtime CPU: split each batch across one single-thread session per thread, run side by side.")
 @click.option("--iobinding/--no-iobinding", default=None, help="ONNX Runtime IOBinding [default: on for CUDA/TensorRT, off on CPU].")
