@@ -7,8 +7,8 @@ torch.compile and ONNX Runtime CPU with ``ganzoo.bench`` -- every backend in its
 loaded once, then timed in interleaved rounds (``ganzoo.bench.run_jobs``) so that the machine's
 drifting speed hits every backend alike. ONNX Runtime is run with several session options (graph
 optimisation level, IOBinding, thread spinning, the CPU graph or the exported one), interleaved
-too; the best variant per model is the "ort-cpu" figure and the JSON says which won. Ratios
-compare each backend's fastest round (see ``paired``).
+too; the best variant per model is the "ort-cpu" figure and the JSON says which won. Ratios are
+the median of the ratios measured within one round (see ``paired``).
 
 Writes benchmarks/results/onnx_zoo.json (records + machine) and the table in docs/benchmarks.md
 (between the onnx_zoo markers). Prints the issue's targets as ratios measured in this one run.
@@ -25,6 +25,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -57,6 +58,7 @@ ORT_VARIANTS = {  # "graph": the exact CPU rewrite of ganzoo.cpu_graph ("cpu", t
     "basic": dict(opt_level="basic", iobinding=False),
     "all+no-spin": dict(opt_level="all", iobinding=False, spinning=False),
     "all+batch-parallel": dict(opt_level="all", iobinding=False, batch_parallel=True),  # a batch >= threads: sliced
+    "all+1-thread": dict(opt_level="all", iobinding=False, threads=1),  # no hand-off between threads (tiny models)
 }
 TARGETS = [  # (arch, batch, min ratio ORT CPU / eager), from issue 4
     ("dcgan", 1, 3.0), ("dcgan", 64, 1.5), ("cyclegan", 1, 1.5),
@@ -102,11 +104,25 @@ def train(arch: str, settings: dict, out: Path) -> Path:
 
 
 def p50(records, **match) -> float | None:
-    """The p50 of the matching record in its fastest round (its p50 when it was timed once)."""
+    """The p50 of the matching record (with rounds: the median of its rounds' p50)."""
     for r in records:
         if all(r.get(k) == v for k, v in match.items()) and r.get("p50_ms") is not None:
-            return min(r.get("rounds_p50_ms") or [r["p50_ms"]])
+            return r["p50_ms"]
     return None
+
+
+def choose_best(recs, variants, batches) -> str | None:
+    """The best ORT variant for one model: the lowest geometric mean of p50 over the batch sizes; the
+    records of the others lose their ``best`` mark."""
+    scores = {}
+    for name in variants:
+        vals = [p50(recs, backend="ort-cpu", variant=name, batch_size=b) for b in batches]
+        if all(v is not None for v in vals):
+            scores[name] = math.exp(sum(math.log(v) for v in vals) / len(vals))
+    best = min(scores, key=scores.get) if scores else None
+    for r in recs:
+        r["best"] = r["backend"] != "ort-cpu" or r.get("variant") == best
+    return best
 
 
 def main(argv=None) -> int:
@@ -119,12 +135,23 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(RESULTS), help="results JSON")
     ap.add_argument("--rounds", type=int, default=5,
                     help="interleave every backend and ORT variant this many rounds (ganzoo.bench.run_jobs): latencies "
-                         "and ratios are taken from each backend's fastest round (the machine's speed drifts)")
+                         "are medians over rounds, ratios the median of the ratios within a round (the machine's speed drifts)")
     ap.add_argument("--workdir", default="", help="keep runs and exports here (default: a temp folder)")
     ap.add_argument("--from-json", default="", help="only re-render the table (and docs) from an earlier results JSON")
+    ap.add_argument("--resummarise", action="store_true",
+                    help="with --from-json: choose the best variants and take the ratios again from its records, "
+                         "and write them back into that JSON")
     args = ap.parse_args(argv)
     if args.from_json:
-        table = markdown(json.loads(Path(args.from_json).read_text()))
+        result = json.loads(Path(args.from_json).read_text())
+        if args.resummarise:  # the same measurements, summarised again with this script's statistics
+            for arch, m in result["models"].items():
+                recs = [r for r in result["records"] if r.get("arch") == arch]
+                batches = sorted({r["batch_size"] for r in recs})
+                m["best_ort_variant"] = choose_best(recs, result["ort_variants"], batches)
+            result["summary"] = summarise(result["records"], result["models"])
+            Path(args.from_json).write_text(json.dumps(result, indent=1) + "\n")
+        table = markdown(result)
         print(table)
         if not args.no_docs:
             write_docs(table)
@@ -167,20 +194,11 @@ def main(argv=None) -> int:
             tags = {"arch": arch, "network": net}
             jobs, _ = bench_jobs(run, torch_backends, batches, net=net, threads=threads, tags=tags, **timing)
             for name, opts in variants.items():
-                jobs += bench_jobs(run, ["ort-cpu"], batches, net=net, threads=threads, tags={**tags, "variant": name},
-                                   **opts, **timing)[0]
+                jobs += bench_jobs(run, ["ort-cpu"], batches, net=net, tags={**tags, "variant": name},
+                                   **{"threads": threads, **opts, **timing})[0]
             recs = run_jobs(jobs, rounds=args.rounds, progress=lambda m: print("  " + m, flush=True))
-            # the best ORT variant for this model (geometric mean over the batch sizes of its fastest round's p50)
-            scores = {}
-            for name in variants:
-                vals = [p50(recs, backend="ort-cpu", variant=name, batch_size=b) for b in batches]
-                if all(v is not None for v in vals):
-                    scores[name] = math.exp(sum(math.log(v) for v in vals) / len(vals))
-            best = min(scores, key=scores.get) if scores else None
-            models[arch]["best_ort_variant"] = best
+            models[arch]["best_ort_variant"] = choose_best(recs, list(variants), batches)
             models[arch]["rounds"] = args.rounds
-            for r in recs:
-                r["best"] = r["backend"] != "ort-cpu" or r.get("variant") == best
             records += recs
             print(format_table([r for r in recs if r["best"]]), flush=True)
 
@@ -203,10 +221,8 @@ def main(argv=None) -> int:
 
 
 def paired(records, arch, b, num: dict, den: dict) -> tuple[float | None, list[float]]:
-    """(num p50 / den p50) on a quiet machine: each backend's fastest round against the other's (noise
-    on this machine only ever slows a call, and it slows eager PyTorch far more than ONNX Runtime, so
-    a median over noisy rounds would flatter ONNX Runtime); and the ratios within each round, to show
-    the spread. The ratio of the two p50s when a record has no rounds."""
+    """num p50 / den p50: the median over rounds of the ratio measured within one round (the two
+    timed seconds apart), and those per-round ratios. The ratio of the two p50s without rounds."""
     n = next((r for r in records if r.get("arch") == arch and r["batch_size"] == b and r.get("p50_ms") is not None
               and all(r.get(k) == v for k, v in num.items())), None)
     d = next((r for r in records if r.get("arch") == arch and r["batch_size"] == b and r.get("p50_ms") is not None
@@ -215,7 +231,7 @@ def paired(records, arch, b, num: dict, den: dict) -> tuple[float | None, list[f
         return None, []
     if n.get("rounds_p50_ms") and d.get("rounds_p50_ms") and len(n["rounds_p50_ms"]) == len(d["rounds_p50_ms"]):
         per = [round(x / y, 3) for x, y in zip(n["rounds_p50_ms"], d["rounds_p50_ms"])]
-        return round(min(n["rounds_p50_ms"]) / min(d["rounds_p50_ms"]), 2), per
+        return round(statistics.median(per), 2), per
     return round(n["p50_ms"] / d["p50_ms"], 2), []
 
 
@@ -263,11 +279,11 @@ def markdown(result) -> str:
         f"load average before {m.get('loadavg_before')}{' -- QUICK run, rough numbers' if result['quick'] else ''}.",
         f"Command: `{result['command']}`."
         + (f" Every backend and ORT variant was loaded once and timed in {result['rounds']} interleaved rounds: "
-           "latencies are each backend's p50 in its fastest round (the quiet-machine figure; every round is in the "
-           "JSON), with the range of the ratios measured within one round in brackets." if result.get("rounds", 1) > 1 else "")
+           "latencies are the median of the rounds' p50, ratios the median of the ratios measured within one round "
+           "(their range over rounds in brackets; every round is in the JSON)." if result.get("rounds", 1) > 1 else "")
         + (f" **The machine was busy (load {load} on {m.get('cpu_count')} CPUs): these numbers are not representative.**" if busy else ""),
         "",
-        "| model | size | batch | eager ms | compile ms | ORT CPU ms | ORT variant | ORT / eager | ORT / compile |",
+        "| model | size | batch | eager p50 ms | compile p50 ms | ORT CPU p50 ms | ORT variant | ORT / eager | ORT / compile |",
         "|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for r in result["summary"]["rows"]:
