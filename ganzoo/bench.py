@@ -217,9 +217,9 @@ def run_jobs(jobs: Sequence[dict[str, Any]], rounds: int = 1, timeout: float = 9
             order = ready[r % len(ready):] + ready[: r % len(ready)] if ready else []
             if progress:
                 progress(f"round {r + 1}/{rounds}: {', '.join(_label(w.job) for w in order)}")
-            for batch in jobs[0]["batch_sizes"] if jobs else []:
+            for batch in dict.fromkeys(b for job in jobs for b in job["batch_sizes"]):
                 for w in order:
-                    if w.reason:
+                    if w.reason or batch not in w.job["batch_sizes"]:
                         continue
                     at = time.perf_counter() - t0
                     got = w.measure(batch)
