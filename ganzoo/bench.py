@@ -111,11 +111,15 @@ def onnx_for_run(run_dir: Path, net: str | None, progress=None) -> Path:
     return export_run(run_dir, existing, net=es.network)[0].path
 
 
+def _worker_env(job: dict[str, Any]) -> dict[str, str]:
+    """A worker's environment: OpenMP (PyTorch) gets the job's thread count before it starts."""
+    return {**os.environ, "OMP_NUM_THREADS": str(job["threads"])}
+
+
 def run_backend(backend: str, job: dict[str, Any], timeout: float = 900) -> list[dict[str, Any]]:
     """Run one backend in its own process; always returns records (unavailable ones included)."""
     job = {**job, "backend": backend}
-    env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = str(job["threads"])
+    env = _worker_env(job)
     cmd = [sys.executable, "-m", "ganzoo.bench_worker", json.dumps(job)]
     reason = ""
     try:
@@ -258,8 +262,7 @@ class _Worker:
 
     def __init__(self, job: dict[str, Any], timeout: float):
         self.job, self.timeout, self.meta, self.reason = job, timeout, {}, ""
-        env = dict(os.environ)
-        env["OMP_NUM_THREADS"] = str(job["threads"])
+        env = _worker_env(job)
         self.stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen([sys.executable, "-m", "ganzoo.bench_worker", json.dumps(job), "--serve"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
