@@ -50,7 +50,7 @@ REFERENCE = {
 FALLBACK = {"image": ("rgb", 32, (1, 8, 64)), "unpaired": ("unpaired", 64, (1, 4, 16)), "points": ("ring8", 0, (1, 64, 1024))}
 DATA_LABEL = {"rgb": "random RGB", "unpaired": "random RGB, unpaired", "digits": "digits (gray)"}
 # ONNX Runtime session variants tried per model: name -> run_bench options
-ORT_VARIANTS = {  # "graph": the exact CPU rewrite of ganzoo.cpu_graph ("cpu", the runtime's default) or the plain export
+ORT_VARIANTS = {  # "graph": the exact CPU rewrite of ganzoo.deploy.cpu_graph ("cpu", the runtime's default) or the plain export
     "all": dict(opt_level="all", iobinding=False),
     "all+plain-graph": dict(opt_level="all", iobinding=False, graph="plain"),
     "all+iobinding": dict(opt_level="all", iobinding=True),

@@ -1,4 +1,4 @@
-"""The exact CPU rewrite of transposed convolutions (ganzoo.cpu_graph), checked against PyTorch's
+"""The exact CPU rewrite of transposed convolutions (ganzoo.deploy.cpu_graph), checked against PyTorch's
 conv_transpose2d on hand-built ONNX graphs: every stride/kernel/padding it claims to handle, the
 activation moved onto the phases, the 1x1-input MatMul, and the layers it must leave alone; and the
 row split of narrow convolutions against conv2d."""
@@ -14,7 +14,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from ganzoo.cpu_graph import cpu_graph_bytes, rewrite_for_cpu
+from ganzoo.deploy.cpu_graph import cpu_graph_bytes, rewrite_for_cpu
 
 
 def _graph(cin, cout, k, s, p, op=0, hw=5, bias=True, act=None, group=1, dilation=1, seed=0, static=True):

@@ -29,10 +29,10 @@ from ganzoo.engine.build import open_run
 from ganzoo.engine.config import flatten_user, resolve
 from ganzoo.engine.rundir import RunDir
 from ganzoo.engine.trainer import Trainer
-from ganzoo.cpu_graph import rewrite_for_cpu
-from ganzoo.export import RunModel, TOLERANCE
+from ganzoo.deploy.cpu_graph import rewrite_for_cpu
+from ganzoo.deploy.export import RunModel, TOLERANCE
 from ganzoo.registry import get_registry
-from ganzoo.runtime import CONTRACT_KEYS, GanzooModel, example_inputs
+from ganzoo.deploy.runtime import CONTRACT_KEYS, GanzooModel, example_inputs
 
 torch.set_num_threads(1)
 
@@ -251,7 +251,7 @@ def test_sample_from_onnx_equals_sample_from_run_dir(zoo, arch, kind, net, tmp_p
 
 
 def test_failed_verification_leaves_no_file(zoo, tmp_path, monkeypatch):
-    import ganzoo.export as ex
+    import ganzoo.deploy.export as ex
 
     arch, kind, net = BASE
     run = zoo.run(arch, kind)
@@ -264,7 +264,7 @@ def test_failed_verification_leaves_no_file(zoo, tmp_path, monkeypatch):
 
 def test_verification_also_runs_the_cpu_graph(zoo, tmp_path, monkeypatch):
     """A CPU rewrite that computed something else would be caught at export, not at sampling time."""
-    import ganzoo.cpu_graph as cg
+    import ganzoo.deploy.cpu_graph as cg
 
     run = zoo.run("dcgan", "image")
     real = cg.rewrite_for_cpu

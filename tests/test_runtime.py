@@ -1,4 +1,4 @@
-"""The torch-free runtime (ganzoo.runtime) and ``ganzoo sample MODEL.onnx``.
+"""The torch-free runtime (ganzoo.deploy.runtime) and ``ganzoo sample MODEL.onnx``.
 
 The models here are tiny ganzoo-contract ONNX graphs built with onnx.helper (milliseconds, no torch
 export): a conditional generator (z, labels -> image), an image-to-image one and a 2D one. Real
@@ -22,7 +22,7 @@ from PIL import Image
 
 from ganzoo import GanzooError
 from ganzoo.cli.main import cli
-from ganzoo.runtime import (
+from ganzoo.deploy.runtime import (
     CONTRACT_KEYS,
     GanzooModel,
     ModelInfo,
@@ -276,5 +276,5 @@ def test_sample_from_onnx_runs_where_torch_cannot_be_imported(models, tmp_path):
     expected = GanzooModel(models["conditional"], provider="cpu").sample(6, seed=9, label=1)
     assert np.array_equal(np.load(tmp_path / "s.npy"), expected)
     # the blocker works: the torch path fails under it
-    proc = subprocess.run([sys.executable, "-c", "import ganzoo.export"], capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", "import ganzoo.deploy.export"], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0 and marker.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..runtime import GRAPHS, OPT_LEVELS
+from ..deploy.runtime import GRAPHS, OPT_LEVELS
 
 
 @click.command("bench")
@@ -23,7 +23,7 @@ from ..runtime import GRAPHS, OPT_LEVELS
                    "on a noisy machine.")
 @click.option("--opt-level", type=click.Choice(OPT_LEVELS), default="all", show_default=True, help="ONNX Runtime graph optimisation level.")
 @click.option("--graph", type=click.Choice(GRAPHS), default="auto", show_default=True,
-              help="ONNX Runtime CPU: 'auto'/'cpu' run the exact CPU rewrite (ganzoo.cpu_graph), 'plain' the file as exported.")
+              help="ONNX Runtime CPU: 'auto'/'cpu' run the exact CPU rewrite (ganzoo.deploy.cpu_graph), 'plain' the file as exported.")
 @click.option("--batch-parallel", is_flag=True,
               help="ONNX Runtime CPU: split each batch across one single-thread session per thread, run side by side.")
 @click.option("--iobinding/--no-iobinding", default=None, help="ONNX Runtime IOBinding [default: on for CUDA/TensorRT, off on CPU].")

@@ -33,7 +33,7 @@ def export_cmd(run_dir, onnx_path, net, opset, fp16, quiet):
     from pathlib import Path
 
     from ..errors import GanzooError
-    from ..export import export_run
+    from ..deploy.export import export_run
 
     if not Path(run_dir).exists():
         raise GanzooError(f"run directory {run_dir} does not exist; pass the folder 'ganzoo train' printed")

@@ -1,8 +1,8 @@
 """``ganzoo sample MODEL.onnx|RUN_DIR``.
 
 The ``.onnx`` path runs on ONNX Runtime and must not import torch (tests run it where importing
-torch fails): only ``ganzoo.runtime`` is imported for it. A run directory goes through PyTorch
-(:class:`ganzoo.export.RunModel`) with the same inputs, so both give the same pictures for one seed.
+torch fails): only ``ganzoo.deploy.runtime`` is imported for it. A run directory goes through PyTorch
+(:class:`ganzoo.deploy.export.RunModel`) with the same inputs, so both give the same pictures for one seed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
+from ..deploy.runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
 
 
 @click.command("sample")
@@ -47,7 +47,7 @@ def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allo
     import numpy as np
 
     from ..errors import GanzooError
-    from ..runtime import load_images, sample_inputs, save_grid, save_points
+    from ..deploy.runtime import load_images, sample_inputs, save_grid, save_points
 
     path = Path(source).expanduser()
     if n < 1:
@@ -55,13 +55,13 @@ def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allo
     if path.is_dir():
         if provider != "auto" or threads or graph != "auto" or batch_parallel:
             raise GanzooError("--provider/--threads/--graph/--batch-parallel apply to .onnx files; a run directory samples with PyTorch (--device)")
-        from ..export import RunModel
+        from ..deploy.export import RunModel
 
         model = RunModel(path, net=net, device=device)
     elif path.is_file() or path.suffix == ".onnx":
         if net is not None:
             raise GanzooError("--net applies to run directories; an .onnx file holds one network")
-        from ..runtime import GanzooModel
+        from ..deploy.runtime import GanzooModel
 
         model = GanzooModel(path, provider=provider, allow_fallback=allow_fallback, threads=threads, opt_level=opt_level, graph=graph,
                             batch_parallel=batch_parallel)

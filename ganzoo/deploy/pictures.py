@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GanzooError
+from ..errors import GanzooError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

@@ -1,4 +1,4 @@
-"""One benchmark backend in its own process: ``python -m ganzoo.bench_worker JOB_JSON``.
+"""One benchmark backend in its own process: ``python -m ganzoo.bench.worker JOB_JSON``.
 
 ONNX Runtime's spinning intra-op threads slow PyTorch several-fold when both live in one process,
 so :mod:`ganzoo.bench` runs every backend here, one process each. The ``ort-*`` backends import
@@ -78,8 +78,8 @@ def prepare_torch(job: dict) -> tuple[dict[int, Callable[[], Any]], dict[str, An
     """One callable per batch size (compiled for it when the backend is ``compile``), and what ran."""
     import torch
 
-    from ganzoo.export import RunModel
-    from ganzoo.runtime import example_inputs
+    from ganzoo.deploy.export import RunModel
+    from ganzoo.deploy.runtime import example_inputs
 
     cuda = job["backend"].endswith("cuda")
     if cuda and not torch.cuda.is_available():
@@ -116,7 +116,7 @@ def prepare_torch(job: dict) -> tuple[dict[int, Callable[[], Any]], dict[str, An
 def prepare_ort(job: dict) -> tuple[dict[int, Callable[[], Any]], dict[str, Any]]:
     """One callable per batch size on an ONNX Runtime session (IOBinding when asked), and what ran."""
     from ganzoo.errors import GanzooError
-    from ganzoo.runtime import GanzooModel
+    from ganzoo.deploy.runtime import GanzooModel
 
     provider = {"ort-cpu": "cpu", "ort-cuda": "cuda", "ort-trt": "tensorrt"}[job["backend"]]
     threads = int(job["threads"])
@@ -128,7 +128,7 @@ def prepare_ort(job: dict) -> tuple[dict[int, Callable[[], Any]], dict[str, Any]
         raise Unavailable(str(exc)) from None
     import onnxruntime as ort
 
-    from ganzoo.runtime import example_inputs
+    from ganzoo.deploy.runtime import example_inputs
 
     sess, info = model.session, model.info
     iobinding = bool(job.get("iobinding", provider != "cpu")) and model.sessions == 1

@@ -1,6 +1,6 @@
 """``ganzoo bench``: PyTorch eager / torch.compile / ONNX Runtime latency, one process per backend.
 
-Each backend runs in :mod:`ganzoo.bench_worker` in a fresh interpreter (ONNX Runtime's spinning
+Each backend runs in :mod:`ganzoo.bench.worker` in a fresh interpreter (ONNX Runtime's spinning
 threads slow PyTorch several-fold in a shared process). Per batch size: warm-up, then p50/p90/p99
 latency and images/s at p50, with the thread count and the provider that really ran. A backend that
 cannot run here (no CUDA, compile failure, no PyTorch weights for a bare .onnx file) is reported
@@ -28,7 +28,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .errors import GanzooError
+from ..errors import GanzooError
 
 BACKENDS = ("eager", "compile", "eager-cuda", "ort-cpu", "ort-cuda", "ort-trt")
 DEFAULT_BACKENDS = ("eager", "compile", "ort-cpu", "ort-cuda", "ort-trt")
@@ -58,7 +58,7 @@ def parse_batch_sizes(text: str) -> list[int]:
 
 def machine() -> dict[str, Any]:
     """Where the numbers were measured."""
-    from .bench_worker import cpu_name
+    from .worker import cpu_name
 
     info: dict[str, Any] = {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu_name(),
                             "cpu_count": os.cpu_count()}
@@ -89,7 +89,7 @@ def _has(dist: str) -> bool:
 def onnx_for_run(run_dir: Path, net: str | None, progress=None) -> Path:
     """The run's exported file for ``net`` (its default path in the run directory); exported there
     first when it is missing or older than the checkpoint."""
-    from .registry import get_registry
+    from ..registry import get_registry
 
     cfg_path = run_dir / "config.toml"
     if not cfg_path.is_file():
@@ -104,7 +104,7 @@ def onnx_for_run(run_dir: Path, net: str | None, progress=None) -> Path:
     ckpt = run_dir / "checkpoints" / "last.pt"
     if existing.is_file() and ckpt.is_file() and existing.stat().st_mtime >= ckpt.stat().st_mtime:
         return existing
-    from .export import export_run
+    from ..deploy.export import export_run
 
     if progress:
         progress(f"exporting {spec.name}/{es.network} to {existing} (no up-to-date export in the run directory)")
@@ -120,7 +120,7 @@ def run_backend(backend: str, job: dict[str, Any], timeout: float = 900) -> list
     """Run one backend in its own process; always returns records (unavailable ones included)."""
     job = {**job, "backend": backend}
     env = _worker_env(job)
-    cmd = [sys.executable, "-m", "ganzoo.bench_worker", json.dumps(job)]
+    cmd = [sys.executable, "-m", "ganzoo.bench.worker", json.dumps(job)]
     reason = ""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
@@ -198,7 +198,7 @@ def run_jobs(jobs: Sequence[dict[str, Any]], rounds: int = 1, timeout: float = 9
                 progress(f"{_label(job)} ...")
             out += run_backend(job["backend"], job, timeout)
         return out
-    from .bench_worker import records_of
+    from .worker import records_of
 
     workers = []
     for job in jobs:
@@ -264,7 +264,7 @@ class _Worker:
         self.job, self.timeout, self.meta, self.reason = job, timeout, {}, ""
         env = _worker_env(job)
         self.stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ganzoo.bench_worker", json.dumps(job), "--serve"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "ganzoo.bench.worker", json.dumps(job), "--serve"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()

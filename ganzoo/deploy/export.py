@@ -3,13 +3,13 @@
 ``export_run`` rebuilds a run with :func:`ganzoo.engine.build.open_run`, takes the network(s) the
 architecture's ``ExportSpec`` names (EMA weights when the run keeps them), exports each with
 ``torch.onnx.export(..., dynamo=True)`` (dynamic batch, opset >= 18, one self-contained file),
-writes the metadata of :class:`ganzoo.runtime.ModelInfo`, then checks the file with
+writes the metadata of :class:`ganzoo.deploy.runtime.ModelInfo`, then checks the file with
 ``onnx.checker`` and against PyTorch in ONNX Runtime at batch sizes 1 and 7. The file is written
 under a temporary name and renamed only once it passed, so a failed export leaves nothing that
 looks valid.
 
 :class:`RunModel` runs the same network in PyTorch from numpy inputs with the same validation as
-:class:`ganzoo.runtime.GanzooModel`: ``ganzoo sample RUN_DIR`` and ``ganzoo sample MODEL.onnx``
+:class:`ganzoo.deploy.runtime.GanzooModel`: ``ganzoo sample RUN_DIR`` and ``ganzoo sample MODEL.onnx``
 share everything but the engine.
 """
 
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .errors import GanzooError
+from .. import __version__
+from ..errors import GanzooError
 from .contract import ModelInfo, check_inputs, example_inputs
-from .specs import ExportSpec
+from ..specs import ExportSpec
 
 DEFAULT_OPSET = 18
 MIN_OPSET = 18
@@ -57,7 +57,7 @@ def pick_exports(spec, net: str | None = None) -> list[ExportSpec]:
 
 def model_info(parts, state, es: ExportSpec, opset: int = 0, precision: str = "float32") -> ModelInfo:
     """The metadata of network ``es`` of a reopened run (the ONNX I/O contract)."""
-    from .registry import get_registry
+    from ..registry import get_registry
 
     data = parts.dataset.info
     points = data.kind == "points"
@@ -121,7 +121,7 @@ class RunModel:
     """A run's exportable network in PyTorch, with the runtime's numpy interface and checks."""
 
     def __init__(self, run_dir: str | Path, net: str | None = None, device: str = "cpu"):
-        from .engine.build import open_run
+        from ..engine.build import open_run
 
         self.parts, self.state = open_run(str(run_dir), device=device)
         self.export_spec = pick_exports(self.parts.spec, net)[0]
@@ -252,7 +252,7 @@ def _verify(path: Path, info: ModelInfo, feeds: dict, refs: dict) -> dict[int, f
     from .runtime import GanzooModel
 
     errors: dict[int, float] = {}
-    # the file as written, and the CPU graph the runtime runs on the CPU provider (ganzoo.cpu_graph)
+    # the file as written, and the CPU graph the runtime runs on the CPU provider (ganzoo.deploy.cpu_graph)
     for graph in ("plain", "cpu"):
         model = GanzooModel(path, provider="cpu", graph=graph)
         if model.graph != graph:  # nothing to rewrite: the CPU provider runs the plain graph
@@ -275,7 +275,7 @@ def default_path(run_dir: Path, spec, es: ExportSpec, fp16: bool = False) -> Pat
 def export_run(run_dir: str | Path, out: str | Path | None = None, *, net: str | None = None, opset: int = DEFAULT_OPSET,
                fp16: bool = False, log: Callable[[str], Any] | None = None) -> list[ExportResult]:
     """Export every exportable network of a run (or only ``net``); see the module docstring."""
-    from .engine.build import open_run
+    from ..engine.build import open_run
 
     if opset < MIN_OPSET:
         raise GanzooError(f"--opset {opset}: ganzoo exports need opset {MIN_OPSET} or newer")

@@ -24,7 +24,7 @@ changing what the graph computes (only the order of the floating-point sums, ~1e
   original bias; a following activation still fuses into it). CycleGAN at 128 px: 7.2 ms -> 3.2 ms
   per image for that layer.
 
-Only onnx and numpy are needed (no torch): :func:`ganzoo.runtime.open_session` applies this for
+Only onnx and numpy are needed (no torch): :func:`ganzoo.deploy.runtime.open_session` applies this for
 ``--graph cpu``; the exported file itself stays the plain graph of the PyTorch network.
 Measured in ``benchmarks/onnx_zoo.py`` (its ``all+plain-graph`` variant is the exported graph).
 """

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import GanzooError
+from ..errors import GanzooError
 
 # -- the metadata contract -----------------------------------------------------------------------
 
