@@ -66,8 +66,10 @@ class CycleGANStep(Step):
         a, b = batch.real, batch.real_b
         with torch.no_grad():
             fake_b, fake_a = n["G_AB"](a), n["G_BA"](b)
-        fake_a = self.pools["A"].query(fake_a, ctx.generator, ctx.device)
-        fake_b = self.pools["B"].query(fake_b, ctx.generator, ctx.device)
+        # One pool for the global batch: with several processes every process keeps the same pool
+        # of everyone's fakes and takes its own rows back, as the 1-process run would.
+        fake_a = ctx.local_batch(self.pools["A"].query(ctx.gather_batch(fake_a), ctx.generator, ctx.device))
+        fake_b = ctx.local_batch(self.pools["B"].query(ctx.gather_batch(fake_b), ctx.generator, ctx.device))
         la = ctx.discriminator_loss(n["D_A"], a, fake_a)
         lb = ctx.discriminator_loss(n["D_B"], b, fake_b)
         out = {"loss": la["loss"] + lb["loss"], "D_A": la["adv"], "D_B": lb["adv"]}

@@ -56,11 +56,17 @@ def _grad_norm_sq(critic, x):
     return grad.flatten(1).pow(2).sum(1)
 
 
-def gradient_penalty(critic, real, fake, generator=None):
-    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake."""
+def gradient_penalty(critic, real, fake, generator=None, rand=None):
+    """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake. The mixing
+    weights come from ``rand(n, 1, ...)`` when the engine passes it (the same draws whatever the
+    number of processes), else from ``torch.rand`` with ``generator``."""
     n = min(real.shape[0], fake.shape[0])
     real, fake = real[:n], fake[:n].to(real.dtype)
-    eps = torch.rand(n, *([1] * (real.dim() - 1)), generator=generator, device=real.device, dtype=real.dtype)
+    ones = [1] * (real.dim() - 1)
+    if rand is not None:
+        eps = rand(n, *ones).to(device=real.device, dtype=real.dtype)
+    else:
+        eps = torch.rand(n, *ones, generator=generator, device=real.device, dtype=real.dtype)
     x_hat = eps * real + (1 - eps) * fake
     norm = (_grad_norm_sq(critic, x_hat) + 1e-12).sqrt()
     return (norm - 1).pow(2).mean()

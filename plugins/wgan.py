@@ -45,6 +45,10 @@ class DataScale(nn.Module):
         self.register_buffer("ready", torch.zeros(()))
         self._settled = False  # Python-side cache of ``ready``: no device sync per training step
 
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
     @torch.no_grad()
     def calibrate(self, x: torch.Tensor) -> None:
         if self._settled:
@@ -141,8 +145,8 @@ class WGANStep(Step):
         real = batch.real
         for name in ("G", "D"):  # 2D nets: measure the data's location and spread on the first batch
             data = getattr(ctx.nets[name], "data", None)
-            if data is not None:
-                data.calibrate(real)
+            if data is not None and not data.settled:
+                data.calibrate(ctx.gather_batch(real))  # the global batch: the same scale in every process
         fake = ctx.nets["G"](ctx.noise(real.shape[0]))
         return ctx.discriminator_loss(ctx.nets["D"], real, fake)
 

@@ -7,6 +7,7 @@ which adds the penalty), so ``--loss`` and ``--penalty`` work with every archite
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -34,22 +35,56 @@ class StepContext:
     total_steps: int = 0
     autocast: Callable[[], Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Data-parallel training (torchrun): this process's rank, the number of processes, and the
+    # engine's all-gather of a batch across them (None in one process). Steps never read these:
+    # the draws and the batch helpers below use them.
+    rank: int = 0
+    world_size: int = 1
+    all_gather: Callable[[Tensor], Tensor] | None = None
 
     # -- randomness -----------------------------------------------------------------------------
+    # Every draw below is made for the *global* batch: ``n`` is this process's share of it, the
+    # context draws ``n * world_size`` rows (identically in every process, whose generators stay in
+    # step) and returns this process's rows. A run with N processes thus sees the latent codes,
+    # labels and penalty mixing of the 1-process run with the same global batch.
     @property
     def latent_dim(self) -> int:
         return int(self.hp.get("latent_dim", 0))
 
+    def _mine(self, draw: Callable[[int], Tensor], n: int) -> Tensor:
+        if self.world_size == 1:
+            return draw(n)
+        return draw(n * self.world_size)[self.rank * n : (self.rank + 1) * n]
+
     def noise(self, n: int, dim: int | None = None) -> Tensor:
-        """Standard normal latent codes ``[n, dim]`` (``dim`` defaults to ``hp['latent_dim']``)."""
+        """Standard normal latent codes float32 ``[n, dim]`` on ``device`` (``dim`` defaults to
+        ``hp['latent_dim']``); ``n`` counts this process's samples (see the note above)."""
         d = self.latent_dim if dim is None else dim
-        return torch.randn(n, d, generator=self.generator, device=self.device)
+        return self._mine(lambda k: torch.randn(k, d, generator=self.generator, device=self.device), n)
 
     def random_labels(self, n: int) -> Tensor:
-        return torch.randint(0, self.info.num_classes, (n,), generator=self.generator, device=self.device)
+        """Uniform class labels int64 ``[n]`` in ``[0, num_classes)`` on ``device``."""
+        k = self.info.num_classes
+        return self._mine(lambda m: torch.randint(0, k, (m,), generator=self.generator, device=self.device), n)
 
-    def rand(self, *shape: int) -> Tensor:
-        return torch.rand(*shape, generator=self.generator, device=self.device)
+    def rand(self, n: int, *shape: int) -> Tensor:
+        """Uniform [0, 1) float32 ``[n, *shape]`` on ``device``; ``n`` counts this process's samples."""
+        return self._mine(lambda m: torch.rand(m, *shape, generator=self.generator, device=self.device), n)
+
+    # -- the global batch (identity in one process) ------------------------------------------------
+    def gather_batch(self, x: Tensor) -> Tensor:
+        """The global batch ``[n * world_size, ...]``: every process's ``x`` ``[n, ...]`` in rank
+        order, without gradient. For state a step keeps across the whole batch (CycleGAN's image
+        pool, a data-dependent initialisation); ``x`` itself in one process."""
+        return x.detach() if self.all_gather is None else self.all_gather(x.detach())
+
+    def local_batch(self, x: Tensor) -> Tensor:
+        """This process's rows ``[n, ...]`` of a global-batch tensor ``[n * world_size, ...]``
+        (the inverse of :meth:`gather_batch`); ``x`` itself in one process."""
+        if self.world_size == 1:
+            return x
+        n = x.shape[0] // self.world_size
+        return x[self.rank * n : (self.rank + 1) * n]
 
     # -- losses ---------------------------------------------------------------------------------
     def d_loss(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
@@ -76,10 +111,15 @@ class StepContext:
         return {"loss": self.g_loss(critic(fake), real_out)}
 
     def penalty_term(self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor | None:
-        """The weighted penalty (gradient penalty, R1, ...), or None when the run has none."""
+        """The weighted penalty (gradient penalty, R1, ...), or None when the run has none. A penalty
+        function that takes a ``rand`` keyword gets :meth:`rand` for its random mixing, so its draws
+        do not depend on the number of processes either."""
         if self.penalty is None or self.penalty_weight == 0:
             return None
-        return self.penalty_weight * self.penalty.fn(critic, real, fake.detach(), generator=self.generator)
+        kw: dict[str, Any] = {"generator": self.generator}
+        if _takes_rand(self.penalty.fn):
+            kw["rand"] = self.rand
+        return self.penalty_weight * self.penalty.fn(critic, real, fake.detach(), **kw)
 
     def discriminator_loss(
         self, critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor
@@ -182,6 +222,14 @@ class Step:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         pass
+
+
+def _takes_rand(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+    return "rand" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def set_requires_grad(nets: Mapping[str, nn.Module], names, flag: bool) -> None:
