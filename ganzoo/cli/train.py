@@ -25,8 +25,11 @@ COMMON = [
     (("--set", "assignments"), dict(multiple=True, metavar="KEY=VALUE", help="Set any config key or hyper-parameter; repeatable.")),
     (("--resume",), dict(type=click.Path(), help="Continue the run in RUN_DIR up to --steps.")),
     (("--quiet", "-q"), dict(is_flag=True, help="No progress bar or summary; still prints the run directory.")),
+    (("--nproc",), dict(type=click.IntRange(min=1), help="Train data-parallel in N processes on this machine (one per GPU, "
+                        "or CPU processes): restarts this command through torchrun. --batch-size stays the global batch. "
+                        "See docs/distributed.md for several machines.")),
 ]
-RESUMABLE = {"steps", "quiet", "device", "resume"}
+RESUMABLE = {"steps", "quiet", "device", "resume", "nproc"}
 
 
 class TrainGroup(click.Group):
@@ -84,12 +87,44 @@ def make_arch_command(spec) -> click.Command:
         f"  ganzoo train {spec.name} --steps 500 --seed 1 --out runs/{spec.name}-a\n"
         f"  ganzoo train {spec.name} --set lr_d=1e-4 --set batch_size=128\n"
         f"  ganzoo train {spec.name} --resume runs/{spec.name}-a --steps 1000\n"
+        f"  ganzoo train {spec.name} --nproc 2             # data-parallel, 2 processes\n"
+        f"  torchrun --nproc-per-node 4 -m ganzoo train {spec.name} --device cuda\n"
     )
     return click.Command(spec.name, params=params, callback=callback, help=doc, short_help=spec.summary)
 
 
-def run_train(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, seed, image_size, device, out,
-              config_file, assignments, resume, quiet):
+def run_train(spec, *, nproc=None, quiet=False, **kw):
+    """Train in this process, or in each of the processes torchrun started (one line on any error)."""
+    from ..engine import distributed
+
+    if nproc and nproc > 1 and not distributed.launched():
+        raise SystemExit(distributed_launch(nproc))
+    distributed.init()
+    try:
+        trainer, rd = distributed.agree_on_setup(lambda: _make_trainer(spec, quiet=quiet, **kw))
+        results = trainer.fit()
+    except BaseException as exc:  # noqa: BLE001 - re-raised unless it is another process's failure
+        distributed.report_rank_error(exc)
+        raise
+    distributed.shutdown()
+    if not distributed.is_main():
+        return
+    if not quiet and results:
+        _summary(results)
+    click.echo(str(rd.path))
+
+
+def distributed_launch(nproc: int) -> int:
+    """Start this same command line in ``nproc`` processes through torch.distributed.run (torchrun)."""
+    import sys
+
+    from ..engine.launch import relaunch
+
+    return relaunch(nproc, sys.argv[1:])
+
+
+def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, seed, image_size, device, out,
+                  config_file, assignments, resume, quiet):
     from ..engine.config import flatten_user, parse_assignment, read_config_file, resolve
     from ..engine.rundir import RunDir
     from ..engine.trainer import Trainer
@@ -137,10 +172,7 @@ def run_train(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, seed,
         if rd.path.exists() and not rd.path.is_dir():
             raise GanzooError(f"--out {out} is a file; pick a folder")
         trainer = Trainer(cfg, rd, quiet=quiet)
-    results = trainer.fit()
-    if not quiet and results:
-        _summary(results)
-    click.echo(str(rd.path))
+    return trainer, rd
 
 
 def _summary(results) -> None:

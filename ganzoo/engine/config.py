@@ -45,6 +45,13 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "log_every": (int, 25, "log losses to metrics.jsonl every K steps"),
     "eval_samples": (int, 2500, "samples drawn for end-of-run metrics"),
     "variant": (str, "", "a named bundle of settings the architecture offers (see 'ganzoo info ARCH')"),
+    # data-parallel and GPU options (docs/distributed.md)
+    "sync_bn": (bool, True, "with several processes, BatchNorm uses the statistics of the global batch "
+                "(false: each process its own share, and the run no longer matches the 1-process run)"),
+    "cudnn_benchmark": (bool, True, "CUDA: let cuDNN pick the fastest convolution algorithms"),
+    "fused_adam": (bool, True, "CUDA: Adam's fused kernel"),
+    "channels_last": (bool, False, "networks and image batches in channels-last (NHWC) memory order"),
+    "compile": (bool, False, "torch.compile the generators (and the critics when the run has no penalty)"),
 }
 OPTIMIZERS = ("adam", "rmsprop")
 

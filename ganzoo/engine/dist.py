@@ -1,20 +1,8 @@
-"""Rank awareness: only rank 0 writes files, so torchrun/DDP is an addition, not a rewrite."""
+"""Rank awareness (kept for imports of ``ganzoo.engine.dist``; the data-parallel engine lives in
+:mod:`ganzoo.engine.distributed`)."""
 
 from __future__ import annotations
 
-import os
+from .distributed import is_main, rank
 
-
-def rank() -> int:
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank()
-    except Exception:  # pragma: no cover - torch without distributed
-        pass
-    return int(os.environ.get("RANK", "0"))
-
-
-def is_main() -> bool:
-    return rank() == 0
+__all__ = ["is_main", "rank"]

@@ -20,7 +20,8 @@ from ..errors import GanzooError
 from .build import RunParts, build_run, load_weights
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import set_requires_grad
-from .dist import is_main
+from . import distributed
+from .distributed import is_main
 from .plots import save_image_grid, save_loss_curve, save_scatter
 from .rundir import RunDir
 
@@ -75,8 +76,10 @@ class Trainer:
         self.rd = run_dir
         self.callbacks = list(callbacks)
         self.quiet = quiet
-        self.p = parts or build_run(self.cfg)
+        self.p = parts or build_run(self.cfg, device=distributed.process_device(str(self.cfg.get("device", "auto"))))
         self.start_step = 0
+        self.stop_requested = False  # set by anything (a callback); every process stops at the same step end
+        self.dist = self._parallel()
         seed = int(self.cfg.get("seed", 0))
         self.sampler = Sampler(len(self.p.dataset), seed + 2)
         self.sampler_b = Sampler(self.p.dataset.len_b, seed + 3) if self.p.dataset.len_b else None
@@ -86,12 +89,26 @@ class Trainer:
         self.results: dict[str, Any] = {}
 
     # -- setup ----------------------------------------------------------------------------------
+    def _parallel(self) -> distributed.Replicas:
+        """GPU options, then the data-parallel wrappers (identity in one process); see accel.py and
+        distributed.py."""
+        from .accel import prepare_nets
+
+        prepare_nets(self.p, self.cfg)
+        rep = distributed.Replicas(self.p.nets, self.p.spec.groups, self.p.device, int(self.cfg["batch_size"]),
+                                   sync_bn=bool(self.cfg.get("sync_bn", True)))
+        self.p.ctx.rank, self.p.ctx.world_size, self.p.ctx.all_gather = rep.rank, rep.world, rep.all_gather()
+        return rep
+
     def _optimizer(self, group: str) -> torch.optim.Optimizer:
+        from .accel import optimizer_options
+
         params = [p for n in self.p.spec.groups[group] for p in self.p.nets[n].parameters()]
         lr = float(self.cfg["lr_g" if group == "G" else "lr_d"])
         if self.cfg["optimizer"] == "rmsprop":
             return torch.optim.RMSprop(params, lr=lr)
-        return torch.optim.Adam(params, lr=lr, betas=(float(self.cfg["beta1"]), float(self.cfg["beta2"])))
+        return torch.optim.Adam(params, lr=lr, betas=(float(self.cfg["beta1"]), float(self.cfg["beta2"])),
+                                **optimizer_options(self.cfg, self.p.device))
 
     def resume(self) -> None:
         """Load the run directory's checkpoint: weights, optimisers, RNG states, data position."""
@@ -136,9 +153,15 @@ class Trainer:
 
     # -- pieces of the loop ---------------------------------------------------------------------
     def next_batch(self):
-        idx = self.sampler.next(int(self.cfg["batch_size"]))
-        idx_b = self.sampler_b.next(int(self.cfg["batch_size"])) if self.sampler_b else None
-        return self.p.dataset.get(idx, idx_b).to(self.p.device)
+        # the sampler draws the global batch's indices in every process; each gathers its own rows
+        idx = self.dist.local(self.sampler.next(int(self.cfg["batch_size"])))
+        idx_b = self.dist.local(self.sampler_b.next(int(self.cfg["batch_size"]))) if self.sampler_b else None
+        batch = self.p.dataset.get(idx, idx_b).to(self.p.device)
+        if self.cfg.get("channels_last") and batch.real.dim() == 4:
+            from .accel import to_channels_last
+
+            batch = to_channels_last(batch)
+        return batch
 
     def _autocast(self):
         if self.cfg.get("amp") and self.p.device.type == "cuda":
@@ -179,6 +202,7 @@ class Trainer:
         logs: dict[str, torch.Tensor] = {}
         set_requires_grad(p.nets, g_names, False)
         set_requires_grad(p.nets, d_names, True)
+        ctx.nets = self.dist.nets_for("D")  # data-parallel: D through DDP, G plain (distributed.py)
         for _ in range(int(self.cfg["n_critic"])):
             batch = self.next_batch()
             self.opt["D"].zero_grad(set_to_none=True)
@@ -190,11 +214,13 @@ class Trainer:
         logs.update({f"d_{k}": v.detach() for k, v in out.items()})
         set_requires_grad(p.nets, g_names, True)
         set_requires_grad(p.nets, d_names, False)
+        ctx.nets = self.dist.nets_for("G")
         self.opt["G"].zero_grad(set_to_none=True)
         with self._autocast():
             out = p.step.g_step(ctx, batch)
         out["loss"].backward()
         self.opt["G"].step()
+        ctx.nets = p.nets
         set_requires_grad(p.nets, d_names, True)
         logs.update({f"g_{k}": v.detach() for k, v in out.items()})
         if p.ema:
@@ -235,7 +261,7 @@ class Trainer:
         cfg = self.cfg
         total = int(cfg["steps"])
         if self.start_step >= total:
-            raise GanzooError(
+            raise distributed.EveryRankError(
                 f"the run in {self.rd.path} is already at step {self.start_step}; pass --steps larger than that to continue"
             )
         if is_main():
@@ -259,16 +285,18 @@ class Trainer:
         try:
             for step in range(self.start_step + 1, total + 1):
                 out = self.train_step(step)
+                self.dist.watch(step, out)
                 for k, v in out.items():
                     sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
                 count += 1
                 logs = None
                 if step % log_every == 0 or step == total:
+                    sums, where = self.dist.mean_over_ranks(sums)  # every process gets the same means
                     logs = {k: round(float(v) / count, 6) for k, v in sums.items()}
                     bad = [k for k, v in logs.items() if v != v or abs(v) == float("inf")]
                     if bad:
-                        raise GanzooError(
-                            f"training diverged at step {step}: {', '.join(bad)} is not finite; "
+                        raise distributed.EveryRankError(
+                            f"training diverged at step {step}: {', '.join(bad)} is not finite{where}; "
                             "lower the learning rate (--lr) or try another --loss"
                         )
                     sums, count = {}, 0
@@ -279,14 +307,20 @@ class Trainer:
                 if step % sample_every == 0 or step == total:
                     self.write_samples(step)
                 if step % ckpt_every == 0 or step == total:
+                    self.dist.check_in_step()
                     self.checkpoint(step)
                 for cb in self.callbacks:
                     cb.on_step_end(self, step, logs)
+                if distributed.any_rank(self.stop_requested):  # every process stops at this same step
+                    if step % ckpt_every and step != total:
+                        self.checkpoint(step)
+                    self.results["stopped_at"] = step
+                    break
         finally:
             bar.close()
         self.results["seconds"] = round(time.perf_counter() - t0, 2)
-        self.results["steps"] = total
-        if is_main():
+        self.results["steps"] = self.results.get("stopped_at", total)
+        if is_main() and "stopped_at" not in self.results:
             save_loss_curve(self.rd.read_metrics(), self.rd.path / "loss_curve.png", title=f"{self.p.spec.name} on {self.p.dataset.info.name}")
             self.results.update(self.evaluate())
         for cb in self.callbacks:
