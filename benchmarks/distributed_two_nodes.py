@@ -31,6 +31,12 @@ ARGS = ["dcgan", "--device", "cpu", "--batch-size", "32", "--image-size", "16", 
         "--set", "log_every=5", "--seed", "3", "--quiet"]
 
 
+def cpu_name() -> str:
+    from ganzoo.bench.worker import cpu_name as name
+
+    return name()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,7 +96,7 @@ def main() -> int:
                                     "1 process vs 1 node x 2": max_diff(one, node),
                                     "1 process vs 2 nodes x 1": max_diff(one, nodes)},
             "max_abs_logged_loss_diff_vs_1_process": loss_diff,
-            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "machine": {"platform": platform.platform(), "cpu": cpu_name(), "processor": platform.processor() or platform.machine(),
                         "cpu_count": os.cpu_count(), "loadavg": list(os.getloadavg()), "python": platform.python_version(),
                         "torch": __import__("torch").__version__},
         }

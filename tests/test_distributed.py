@@ -252,6 +252,12 @@ def test_nproc_restarts_the_command_through_torchrun(tmp_path):
     assert s["step"] == 4
     import tomllib
     assert tomllib.loads((tmp_path / "run" / "config.toml").read_text())["batch_size"] == 32
+    # a failure in the workers: their one line, the worker's exit status, no launcher report
+    cmd = [c if c != "32" else "15" for c in cmd[:-1]] + ["bad"]
+    p = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "does not split over 2 processes" in lines[0], p.stderr[-3000:]
 
 
 AGREE = r"""

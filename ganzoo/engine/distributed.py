@@ -248,6 +248,9 @@ class _Live:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._net, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._net, name, value)
+
     def __repr__(self) -> str:
         return f"DDP view of {self._net!r}"
 

@@ -76,6 +76,7 @@ class Trainer:
         self.rd = run_dir
         self.callbacks = list(callbacks)
         self.quiet = quiet
+        distributed.init()  # under torchrun: join the process group (no-op in one process)
         self.p = parts or build_run(self.cfg, device=distributed.process_device(str(self.cfg.get("device", "auto"))))
         self.start_step = 0
         self.stop_requested = False  # set by anything (a callback); every process stops at the same step end
