@@ -333,3 +333,25 @@ def test_strip_nproc_keeps_the_rest_of_the_command_line():
 
     argv = ["train", "dcgan", "--nproc", "2", "--set", "x=1", "--nproc=3", "--out", "r"]
     assert strip_nproc(argv) == ["train", "dcgan", "--set", "x=1", "--out", "r"]
+
+
+def test_stop_requested_stops_at_that_step_with_a_checkpoint(tmp_path):
+    """What every process agrees on at step end (any_rank): a request to stop ends the run at that
+    step, checkpointed, without the end-of-run evaluation."""
+    from ganzoo.engine.config import flatten_user, resolve
+    from ganzoo.engine.rundir import RunDir
+    from ganzoo.engine.trainer import Callback, Trainer
+    from ganzoo.registry import get_registry
+
+    class StopAt3(Callback):
+        def on_step_end(self, trainer, step, logs):
+            trainer.stop_requested = step == 3
+
+    with only_plugins(PLUGINS):
+        reg = get_registry()
+        spec = reg.get("architecture", "vanilla")
+        run, hps = flatten_user(spec, {}, {"device": "cpu", "steps": 10, "batch_size": 16, "hidden": 8, "layers": 1})
+        results = Trainer(resolve(reg, spec, run, hps), RunDir(tmp_path / "run"), callbacks=[StopAt3()], quiet=True).fit()
+    assert results["stopped_at"] == 3 and results["steps"] == 3 and "modes" not in results
+    assert state(tmp_path / "run")["step"] == 3
+    assert not (tmp_path / "run" / "loss_curve.png").exists()
