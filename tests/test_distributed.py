@@ -114,17 +114,19 @@ def max_diff(a: dict, b: dict, skip=lambda net, key: False) -> float:
 
 
 def test_vanilla_two_processes_follow_one_and_only_rank0_writes(tmp_path):
-    """2 processes x 16 rows == 1 process x 32 rows; rank 1 (started in another folder, same
-    relative --out) writes nothing and prints nothing; rank 0 prints the run directory once."""
+    """2 processes x 16 rows == 1 process x 32 rows, the gradient penalty's random mixing included;
+    rank 1 (started in another folder, same relative --out) writes nothing and prints nothing; rank 0
+    prints the run directory once."""
     (tmp_path / "r0").mkdir()
     (tmp_path / "r1").mkdir()
-    res = launch("train", *VANILLA, "--steps", 6, "--out", "run", cwd=tmp_path / "r0", rank_cwds={1: tmp_path / "r1"})
+    res = launch("train", *VANILLA, "--penalty", "gp", "--steps", 6, "--out", "run", cwd=tmp_path / "r0",
+                 rank_cwds={1: tmp_path / "r1"})
     ok(res)
     assert res[0].out.splitlines() == ["run"] and res[1].out == ""
     assert list((tmp_path / "r1").iterdir()) == []  # rank 1 wrote nothing
     two = tmp_path / "r0" / "run"
     assert (two / "config.toml").is_file() and (two / "loss_curve.png").is_file()
-    train1("train", *VANILLA, "--steps", 6, "--out", tmp_path / "one")
+    train1("train", *VANILLA, "--penalty", "gp", "--steps", 6, "--out", tmp_path / "one")
     a, b = state(tmp_path / "one"), state(two)
     assert b["step"] == 6
     assert max_diff(a["nets"], b["nets"]) <= TOL
