@@ -84,12 +84,22 @@ class ExportSpec:
 
     ``inputs`` is ``("z",)``, ``("z", "labels")`` or ``("image",)`` and matches the network's
     ``forward`` signature; ``output`` is ``"image"`` or ``"points"``.
+
+    ``dynamic_size`` (image-to-image networks only): the network is fully convolutional, mapping
+    ``[N, C, H, W]`` to ``[N, C', H, W]`` for any ``H`` and ``W`` that are multiples of
+    ``size_multiple`` and at least ``min_size``; it is exported with symbolic height and width (a
+    photo translates at its own size) and checked at the training size and at another, non-square
+    one. ``size_multiple`` and ``min_size`` are ints, or callables given the built network (an
+    ``nn.Module``) returning ints, for sizes that depend on hyper-parameters (CycleGAN: 2^downsamplings).
     """
 
     network: str
     inputs: tuple[str, ...] = ("z",)
     output: str = "image"
     description: str = ""
+    dynamic_size: bool = False
+    size_multiple: int | Callable[[Any], int] = 1
+    min_size: int | Callable[[Any], int] = 1
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,14 @@ def build(info, hp):
     return nets
 
 
+def _size_multiple(net) -> int:
+    return net.size_multiple
+
+
+def _min_size(net) -> int:
+    return net.min_size
+
+
 def linear_decay(step: int, total: int) -> float:
     """1 for the first half of the run, then linear towards 0 (the reference's schedule, by step)."""
     keep = total // 2
@@ -149,8 +157,11 @@ def ganzoo_architectures():
             },
             defaults={"steps": 600, "batch_size": 16},
             exports=(
-                ExportSpec("G_AB", ("image",), "image", "ResNet generator: domain A image -> domain B image"),
-                ExportSpec("G_BA", ("image",), "image", "ResNet generator: domain B image -> domain A image"),
+                # fully convolutional: exported for any size (a photo translates at its own size)
+                ExportSpec("G_AB", ("image",), "image", "ResNet generator: domain A image -> domain B image",
+                           dynamic_size=True, size_multiple=_size_multiple, min_size=_min_size),
+                ExportSpec("G_BA", ("image",), "image", "ResNet generator: domain B image -> domain A image",
+                           dynamic_size=True, size_multiple=_size_multiple, min_size=_min_size),
             ),
             lr_factor=linear_decay,
             tiny={"image_size": 8, "ngf": 4, "ndf": 4},

@@ -124,6 +124,19 @@ class ResnetGenerator(nn.Module):
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_ch, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        self.n_down = n_down
+        self.n_blocks = n_blocks
+
+    @property
+    def size_multiple(self) -> int:
+        """Height and width must be multiples of this (the downsamplings must be undone exactly)."""
+        return 2**self.n_down
+
+    @property
+    def min_size(self) -> int:
+        """The smallest side it takes: the 7x7 reflection pad needs 4 px, the residual blocks' pad of 1
+        a feature map of at least 2 px."""
+        return max(4, 2 * self.size_multiple if self.n_blocks else self.size_multiple)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.net(image)

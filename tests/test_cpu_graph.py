@@ -64,15 +64,16 @@ def test_phase_rewrite_equals_the_transposed_convolution(k, s, p, op, act, stati
     assert len(done.changes) == 1 and f"{s * s} phase Conv" in done.changes[0]
     ops = Counter(n.op_type for n in done.model.graph.node)
     assert ops["ConvTranspose"] == 0 and ops["Conv"] == s * s
-    # a statically known size interleaves channels-last; otherwise DepthToSpace
-    assert (ops["DepthToSpace"], ops["Transpose"] > 0) == ((0, True) if static else (1, False))
+    # the interleave runs channels-last; a size known only at run time is read with Shape
+    assert ops["DepthToSpace"] == 0 and ops["Transpose"] > 0 and ops["Shape"] == (0 if static else 1)
     if act:  # the activation moved onto every phase (where onnxruntime fuses it into the Conv)
         assert ops[act] == s * s
-    for n, hw in ((1, 5), (3, 5)):
-        x = np.random.default_rng(n).standard_normal((n, 6, hw, hw)).astype(np.float32)
+    sizes = ((1, 5, 5), (3, 5, 5)) if static else ((1, 5, 5), (2, 3, 7), (1, 8, 2), (2, 1, 1))
+    for n, h, w in sizes:
+        x = np.random.default_rng(n).standard_normal((n, 6, h, w)).astype(np.float32)
         want = reference(x)
         got = _run(done.model, x)
-        assert got.shape == want.shape == (n, 5, s * hw, s * hw)
+        assert got.shape == want.shape == (n, 5, s * h, s * w)
         assert np.abs(got - want).max() < 1e-5
         assert np.abs(_run(model, x) - want).max() < 1e-5  # the plain graph agrees too
 

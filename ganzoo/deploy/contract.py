@@ -21,6 +21,7 @@ CONTRACT_KEYS = (
     "ganzoo_version", "architecture", "network", "plugin", "plugin_dist", "plugin_version", "inputs", "output",
     "output_kind", "latent_dim", "num_classes", "class_names", "channels", "height", "width", "dim",
     "value_range", "dataset", "data_kind", "step", "opset", "ema", "precision", "direction",
+    "size_multiple", "min_size", "activation_floats",
 )
 
 
@@ -37,7 +38,7 @@ class ModelInfo:
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
     channels: int = 0
-    height: int = 0
+    height: int = 0  # the training size (a fixed-size model takes only this size)
     width: int = 0
     dim: int = 0  # points: 2
     value_range: tuple[float, float] | None = (-1.0, 1.0)
@@ -52,6 +53,13 @@ class ModelInfo:
     plugin: str = ""  # the entry point that provided the architecture
     plugin_dist: str = ""  # its distribution
     plugin_version: str = ""
+    # image-to-image models exported with symbolic height and width: any H and W that are multiples of
+    # ``size_multiple`` (2^downsamplings) and at least ``min_size``; 0 (and files from before): fixed H x W
+    size_multiple: int = 0
+    min_size: int = 0
+    # the largest activation of the network, in floats per input pixel (0: unknown): the basis of
+    # the memory estimate of ``ganzoo translate`` for large images
+    activation_floats: int = 0
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -63,12 +71,32 @@ class ModelInfo:
         return "image" in self.inputs
 
     @property
+    def dynamic_size(self) -> bool:
+        """True when the model takes any height and width that :meth:`size_error` accepts."""
+        return self.image_to_image and self.size_multiple > 0
+
+    def size_error(self, height: int, width: int) -> str:
+        """Why this model cannot take an ``height x width`` image ("" when it can)."""
+        if not self.dynamic_size:
+            if (height, width) != (self.height, self.width):
+                return f"this model takes {self.height}x{self.width} images only (it was exported at a fixed size)"
+            return ""
+        m, lo = self.size_multiple, max(self.min_size, self.size_multiple)
+        if height % m or width % m:
+            return f"height and width must be multiples of {m} (the network downsamples by {m})"
+        if height < lo or width < lo:
+            return f"height and width must be at least {lo} px"
+        return ""
+
+    @property
     def sample_shape(self) -> tuple[int, ...]:
         return (self.dim,) if self.output_kind == "points" else (self.channels, self.height, self.width)
 
     def describe(self) -> str:
         what = {True: "image-to-image", False: "conditional" if self.conditional else "unconditional"}[self.image_to_image]
         shape = "x".join(map(str, self.sample_shape))
+        if self.dynamic_size:
+            shape = f"any HxW, multiples of {self.size_multiple}; trained at {shape}"
         return (f"{self.architecture}/{self.network} ({what}, {self.output_kind} {shape}, "
                 f"{self.dataset}, step {self.step}{', EMA' if self.ema else ''}, {self.precision})")
 
@@ -132,9 +160,19 @@ def class_rows(num_classes: int, n: int) -> np.ndarray:
     return np.repeat(np.arange(num_classes, dtype=np.int64), per)
 
 
-def example_inputs(info: ModelInfo, n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic inputs of batch ``n`` that satisfy the contract (for export and verification)."""
+def iter_z(n: int, latent_dim: int, seed: int = 0, batch: int = 256):
+    """:func:`make_z` ``(n, latent_dim, seed)`` in consecutive slices of at most ``batch`` rows, drawn from
+    one stream: the concatenation equals ``make_z(n, latent_dim, seed)`` (tested), without holding all of it."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, batch):
+        yield rng.standard_normal((min(batch, n - start), latent_dim), dtype=np.float32)
+
+
+def example_inputs(info: ModelInfo, n: int, seed: int = 0, size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Deterministic inputs of batch ``n`` that satisfy the contract (for export and verification);
+    ``size`` ``(height, width)``: image inputs of that size instead of the training size."""
     rng = np.random.default_rng(seed + 1000)
+    h, w = size or (info.height, info.width)
     out: dict[str, np.ndarray] = {}
     for name in info.inputs:
         if name == "z":
@@ -142,7 +180,7 @@ def example_inputs(info: ModelInfo, n: int, seed: int = 0) -> dict[str, np.ndarr
         elif name == "labels":
             out[name] = (np.arange(n, dtype=np.int64) + seed) % max(1, info.num_classes)
         else:
-            out[name] = rng.uniform(-1, 1, (n, info.channels, info.height, info.width)).astype(np.float32)
+            out[name] = rng.uniform(-1, 1, (n, info.channels, h, w)).astype(np.float32)
     return out
 
 
@@ -163,11 +201,16 @@ def check_inputs(info: ModelInfo, feeds: Mapping[str, Any], source: str = "model
             want, dtype = (info.latent_dim,), np.float32
         elif name == "labels":
             want, dtype = (), np.int64
+        elif info.dynamic_size:
+            want, dtype = (info.channels, "H", "W"), np.float32
         else:
             want, dtype = (info.channels, info.height, info.width), np.float32
         shape = "[N" + "".join(f", {d}" for d in want) + "]"
-        if x.ndim != 1 + len(want) or tuple(x.shape[1:]) != want:
+        if x.ndim != 1 + len(want) or any(isinstance(d, int) and d != got for d, got in zip(want, x.shape[1:])):
             raise GanzooError(f"input '{name}' must have shape {shape}, got {list(x.shape)}")
+        if name == "image" and info.dynamic_size and info.size_error(*x.shape[2:]):
+            raise GanzooError(f"input 'image' is {x.shape[2]}x{x.shape[3]}: {info.size_error(*x.shape[2:])}; "
+                              "reflect-pad it (ganzoo translate does)")
         if x.dtype != dtype:
             raise GanzooError(
                 f"input '{name}' must be {np.dtype(dtype).name}, got {x.dtype.name}; convert it with .astype(np.{np.dtype(dtype).name})"

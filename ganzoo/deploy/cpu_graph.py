@@ -12,8 +12,11 @@ changing what the graph computes (only the order of the floating-point sums, ~1e
   ``Sigmoid``) moves onto each phase, where ONNX Runtime fuses it into the convolution. The
   interleave runs channels-last: each phase is transposed to NHWC (ONNX Runtime folds that into the
   convolution's layout reorder), then ``Concat`` and a ``Transpose`` that moves whole pixels of C
-  floats, and back to NCHW -- 3-4x cheaper than ``DepthToSpace``, which moves single floats and is
-  used only when the feature map's size is not known statically. Layers with fewer than
+  floats, and back to NCHW -- 3-4x cheaper than ``DepthToSpace``, which moves single floats. When
+  the feature map's size is known only at run time (a dynamic-size export), the reshapes take it from
+  a ``Shape`` of the first phase. Every rewrite here is exact at any input size: the phase and row
+  convolutions pad as the original does, and the 1x1-input rewrite is applied only where the input is
+  statically 1x1. Layers with fewer than
   ``min_channels`` outputs (an RGB output layer) are left alone: too narrow for the blocked kernels.
 * **matmul**: a transposed convolution of a 1x1 input (the code ``z`` projected to the first feature
   map) is a ``MatMul`` with the reshaped weight.
@@ -170,20 +173,28 @@ def _as_phases(gb: _Builder, node, base: str, w: np.ndarray, bias: str | None, p
                 gb.nodes.append(helper.make_node(act.op_type, [out], [f"{out}_act"], name=f"{out}_act", **_attrs(act)))
                 out = f"{out}_act"
             phases.append(out)
-    if len(in_hw) != 2 or not all(in_hw):  # size unknown until run time: DepthToSpace
-        gb.op("DepthToSpace", [gb.op("Concat", phases, f"{base}/phases", axis=1)], final, blocksize=s, mode="DCR")
-        return "DepthToSpace"
     # channels-last: NHWC phases [N, 1, H, W, C] -> [N, s, s, H, W, C] -> [N, H, s, W, s, C] -> NCHW
-    (h, wd), c = in_hw, w.shape[1]
+    c = w.shape[1]
     axes = gb.const(f"{base}/axis1", np.array([1], np.int64))
-    nhwc = [gb.op("Unsqueeze", [gb.op("Transpose", [ph], f"{ph}_nhwc", perm=[0, 2, 3, 1]), axes], f"{ph}_u")
-            for ph in phases]
-    x = gb.op("Reshape", [gb.op("Concat", nhwc, f"{base}/phases", axis=1),
-                          gb.const(f"{base}/shape6", np.array([-1, s, s, h, wd, c], np.int64))], f"{base}/phases6")
+    first = gb.op("Transpose", [phases[0]], f"{phases[0]}_nhwc", perm=[0, 2, 3, 1])
+    nhwc = [gb.op("Unsqueeze", [first if i == 0 else gb.op("Transpose", [ph], f"{ph}_nhwc", perm=[0, 2, 3, 1]), axes],
+                  f"{ph}_u") for i, ph in enumerate(phases)]
+    if len(in_hw) == 2 and all(in_hw):
+        h, wd = in_hw
+        shape6 = gb.const(f"{base}/shape6", np.array([-1, s, s, h, wd, c], np.int64))
+        shape4 = gb.const(f"{base}/shape4", np.array([-1, s * h, s * wd, c], np.int64))
+    else:  # height and width known only at run time (a dynamic-size export): shapes from the phase's shape
+        hw = gb.op("Shape", [first], f"{base}/phase_hw", start=1, end=3)
+        shape6 = gb.op("Concat", [gb.const(f"{base}/shape6_head", np.array([-1, s, s], np.int64)), hw,
+                                  gb.const(f"{base}/shape6_tail", np.array([c], np.int64))], f"{base}/shape6", axis=0)
+        shape4 = gb.op("Concat", [gb.const(f"{base}/shape4_head", np.array([-1], np.int64)),
+                                  gb.op("Mul", [hw, gb.const(f"{base}/stride2", np.array([s, s], np.int64))], f"{base}/out_hw"),
+                                  gb.const(f"{base}/shape4_tail", np.array([c], np.int64))], f"{base}/shape4", axis=0)
+    x = gb.op("Reshape", [gb.op("Concat", nhwc, f"{base}/phases", axis=1), shape6], f"{base}/phases6")
     x = gb.op("Transpose", [x], f"{base}/interleave", perm=[0, 3, 1, 4, 2, 5])
-    x = gb.op("Reshape", [x, gb.const(f"{base}/shape4", np.array([-1, s * h, s * wd, c], np.int64))], f"{base}/nhwc")
+    x = gb.op("Reshape", [x, shape4], f"{base}/nhwc")
     gb.op("Transpose", [x], final, perm=[0, 3, 1, 2])
-    return "channels-last interleave"
+    return "channels-last interleave" + ("" if len(in_hw) == 2 and all(in_hw) else " (run-time sizes)")
 
 
 def rewrite_for_cpu(model, min_channels: int = 16) -> Rewrite:
@@ -256,14 +267,24 @@ def rewrite_for_cpu(model, min_channels: int = 16) -> Rewrite:
     return Rewrite(model=model, changes=changes)
 
 
+#: what a session without the onnx package (the torch-free install) skips; said once, as a note
+NO_ONNX_NOTE = "the faster CPU graph rewrite is skipped: it needs the onnx package (pip install onnx)"
+
+
+def onnx_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnx") is not None
+
+
 def cpu_graph_bytes(path) -> tuple[bytes | None, str]:
     """The rewrite of the ONNX file ``path`` as bytes for ``onnxruntime.InferenceSession``, or None when
     it changes nothing or cannot be made; then the second item says why (empty when there was simply
-    nothing to rewrite). The rewrite is an optimisation, never a requirement."""
-    try:
-        import onnx
-    except ImportError:
-        return None, "cpu graph unavailable (onnx is not installed); running the exported graph"
+    nothing to rewrite, or onnx is not installed: see :data:`NO_ONNX_NOTE`). The rewrite is an
+    optimisation, never a requirement."""
+    if not onnx_available():
+        return None, ""
+    import onnx
     try:
         done = rewrite_for_cpu(onnx.load(str(path)))
     except Exception as exc:  # noqa: BLE001  (any failure: run the exported graph, and say so)

@@ -4,7 +4,9 @@
 architecture's ``ExportSpec`` names (EMA weights when the run keeps them), exports each with
 ``torch.onnx.export(..., dynamo=True)`` (dynamic batch, opset >= 18, one self-contained file),
 writes the metadata of :class:`ganzoo.deploy.runtime.ModelInfo`, then checks the file with
-``onnx.checker`` and against PyTorch in ONNX Runtime at batch sizes 1 and 7. The file is written
+``onnx.checker`` and against PyTorch in ONNX Runtime at batch sizes 1 and 7. A fully convolutional
+image-to-image network (``ExportSpec.dynamic_size``) is exported with symbolic height and width too
+and also checked at another, non-square size (:func:`other_size`). The file is written
 under a temporary name and renamed only once it passed, so a failed export leaves nothing that
 looks valid.
 
@@ -39,6 +41,7 @@ MIN_OPSET = 18
 TOLERANCE = {"float32": 1e-4, "float16": 1e-2}  # max abs error ONNX Runtime vs PyTorch fp32, values in [-1, 1]
 VERIFY_BATCHES = (1, 7)
 EXAMPLE_BATCH = 2  # >= 2, so the exporter keeps the batch dimension symbolic
+OTHER_SIZE_BATCH = 2  # dynamic-size networks: the batch checked at the second size
 
 
 # -- which network, and what it is ----------------------------------------------------------------
@@ -55,6 +58,42 @@ def pick_exports(spec, net: str | None = None) -> list[ExportSpec]:
     raise GanzooError(f"--net {net}: '{spec.name}' exports {', '.join(e.network for e in exports)}")
 
 
+def size_rule(es: ExportSpec, net: nn.Module | None) -> tuple[int, int]:
+    """``(size_multiple, min_size)`` of a dynamic-size network (``(0, 0)``: fixed size)."""
+    if not es.dynamic_size or "image" not in es.inputs:
+        return 0, 0
+    values = []
+    for what in ("size_multiple", "min_size"):
+        rule = getattr(es, what)
+        value = rule(net) if callable(rule) else rule
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise GanzooError(f"export '{es.network}': {what} must be a positive int, got {value!r}; report this to its plugin")
+        values.append(value)
+    return values[0], values[1]
+
+
+def activation_floats(net: nn.Module, info: ModelInfo) -> int:
+    """The largest output of any layer of ``net`` at the training size, in floats per input pixel
+    (rounded up): what the memory of translating an ``H x W`` image grows with (image-to-image only)."""
+    if not info.image_to_image:
+        return 0
+    biggest = [0]
+
+    def hook(_module, _inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            biggest[0] = max(biggest[0], output[0].numel())
+
+    leaves = [m for m in net.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        torch_forward(net, info, example_inputs(info, 1))
+    finally:
+        for h in handles:
+            h.remove()
+    pixels = info.height * info.width
+    return -(-biggest[0] // pixels)
+
+
 def model_info(parts, state, es: ExportSpec, opset: int = 0, precision: str = "float32") -> ModelInfo:
     """The metadata of network ``es`` of a reopened run (the ONNX I/O contract)."""
     from ..registry import get_registry
@@ -66,7 +105,9 @@ def model_info(parts, state, es: ExportSpec, opset: int = 0, precision: str = "f
         output = f"{output}_out"
     provider = get_registry().entry("architecture", parts.spec.name).provider
     conditional = "labels" in es.inputs
-    return ModelInfo(
+    net = parts.sample_nets().get(es.network)
+    multiple, min_size = size_rule(es, net)
+    info = ModelInfo(
         architecture=parts.spec.name,
         network=es.network,
         inputs=tuple(es.inputs),
@@ -91,7 +132,12 @@ def model_info(parts, state, es: ExportSpec, opset: int = 0, precision: str = "f
         plugin=provider.plugin,
         plugin_dist=provider.dist,
         plugin_version=provider.version,
+        size_multiple=multiple,
+        min_size=min_size,
     )
+    if net is not None and info.image_to_image and not points:
+        info = replace(info, activation_floats=activation_floats(net, info))
+    return info
 
 
 # -- PyTorch side ---------------------------------------------------------------------------------
@@ -151,7 +197,7 @@ class ExportResult:
     network: str
     path: Path
     info: ModelInfo
-    errors: dict[int, float]  # batch size -> max abs error vs PyTorch fp32
+    errors: dict[str, float]  # "batch 1", "batch 2 at 68x72" ... -> max abs error vs PyTorch fp32
     tolerance: float
     size_bytes: int
 
@@ -201,13 +247,20 @@ def export_network(net: nn.Module, info: ModelInfo, path: str | Path, *, opset: 
     ref_state = {k: v.detach().clone() for k, v in net.state_dict().items()} if fp16 else None
     try:
         # references first, in fp32 (fp16 is checked against these)
-        feeds = {n: example_inputs(info, n, seed=n) for n in verify_batches}
-        refs = {n: torch_forward(net, info, feeds[n]) for n in verify_batches}
-        for n, ref in refs.items():
-            if ref.shape != (n, *info.sample_shape):
+        cases = {f"batch {n}": (n, None) for n in verify_batches}
+        if info.dynamic_size:
+            h2, w2 = other_size(info)
+            cases[f"batch {OTHER_SIZE_BATCH} at {h2}x{w2}"] = (OTHER_SIZE_BATCH, (h2, w2))
+        feeds = {key: example_inputs(info, n, seed=n, size=size) for key, (n, size) in cases.items()}
+        refs = {key: torch_forward(net, info, feeds[key]) for key in cases}
+        for key, ref in refs.items():
+            want = [len(next(iter(feeds[key].values())))] + list(info.sample_shape)
+            if cases[key][1]:
+                want[2:] = cases[key][1]
+            if list(ref.shape) != want:
                 raise GanzooError(
-                    f"{info.architecture}/{info.network} returned shape {list(ref.shape)} for batch {n}, "
-                    f"expected {[n, *info.sample_shape]}; report this to its plugin"
+                    f"{info.architecture}/{info.network} returned shape {list(ref.shape)} for {key}, "
+                    f"expected {want}; report this to its plugin"
                 )
         example = tuple(torch.from_numpy(x) for x in example_inputs(info, EXAMPLE_BATCH).values())
         wrapped = _Wrapped(net, fp16).eval()
@@ -217,7 +270,7 @@ def export_network(net: nn.Module, info: ModelInfo, path: str | Path, *, opset: 
                 torch.onnx.export(
                     wrapped, example, str(tmp), dynamo=True, external_data=False, opset_version=opset,
                     input_names=list(info.inputs), output_names=[info.output],
-                    dynamic_shapes=(tuple({0: batch} for _ in info.inputs),), verbose=False,
+                    dynamic_shapes=(tuple(_dynamic_dims(info, name, batch) for name in info.inputs),), verbose=False,
                 )
             except GanzooError:
                 raise
@@ -237,7 +290,7 @@ def export_network(net: nn.Module, info: ModelInfo, path: str | Path, *, opset: 
         tol = TOLERANCE[precision]
         worst = max(errors.values())
         if not worst <= tol:  # also catches NaN
-            detail = ", ".join(f"{e:.2e} at batch {n}" for n, e in errors.items())
+            detail = ", ".join(f"{e:.2e} at {key}" for key, e in errors.items())
             raise GanzooError(f"ONNX Runtime disagrees with PyTorch for {info.network}: max abs error {detail} > {tol:g}; not written")
         os.replace(tmp, path)
     finally:
@@ -248,10 +301,33 @@ def export_network(net: nn.Module, info: ModelInfo, path: str | Path, *, opset: 
     return ExportResult(info.network, path, info, errors, TOLERANCE[precision], path.stat().st_size)
 
 
-def _verify(path: Path, info: ModelInfo, feeds: dict, refs: dict) -> dict[int, float]:
+def other_size(info: ModelInfo) -> tuple[int, int]:
+    """The second, non-square size a dynamic-size export is checked at: a little larger than the
+    training size, by one and two size multiples (so an odd number of multiples on one side)."""
+    m = info.size_multiple
+    h, w = info.height + m, info.width + 2 * m
+    return (h, w + m) if h == w else (h, w)
+
+
+def _dynamic_dims(info: ModelInfo, name: str, batch: Any) -> dict[int, Any]:
+    """The symbolic dimensions of input ``name``: the batch, and the height and width of a dynamic-size
+    image (``size_multiple * k``, so the exporter knows the output has the input's size)."""
+    dims: dict[int, Any] = {0: batch}
+    if name == "image" and info.dynamic_size:
+        m = info.size_multiple
+        lo = -(-max(info.min_size, m) // m)
+        for axis, what in ((2, "height"), (3, "width")):
+            if m == 1:
+                dims[axis] = torch.export.Dim(what, min=lo)
+            else:
+                dims[axis] = m * torch.export.Dim(f"{what}_div{m}", min=lo)
+    return dims
+
+
+def _verify(path: Path, info: ModelInfo, feeds: dict, refs: dict) -> dict[str, float]:
     from .runtime import GanzooModel
 
-    errors: dict[int, float] = {}
+    errors: dict[str, float] = {}
     # the file as written, and the CPU graph the runtime runs on the CPU provider (ganzoo.deploy.cpu_graph)
     for graph in ("plain", "cpu"):
         model = GanzooModel(path, provider="cpu", graph=graph)
@@ -262,7 +338,7 @@ def _verify(path: Path, info: ModelInfo, feeds: dict, refs: dict) -> dict[int, f
         for n, ref in refs.items():
             out = model.run(**feeds[n])
             if out.shape != ref.shape:
-                raise GanzooError(f"ONNX output for batch {n} has shape {list(out.shape)}, PyTorch {list(ref.shape)}; not written")
+                raise GanzooError(f"ONNX output for {n} has shape {list(out.shape)}, PyTorch {list(ref.shape)}; not written")
             errors[n] = max(errors.get(n, 0.0), float(np.abs(out.astype(np.float64) - ref).max()))
     return errors
 
@@ -305,8 +381,9 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, net: str |
         res = export_network(nets[es.network], info, target, opset=opset, fp16=fp16)
         results.append(res)
         if log:
-            errs = ", ".join(f"{e:.1e} (batch {n})" for n, e in res.errors.items())
+            errs = ", ".join(f"{e:.1e} ({key})" for key, e in res.errors.items())
             log(f"exported {info.architecture}/{es.network} -> {res.path} ({res.size_bytes / 1e6:.2f} MB, opset {opset}, "
-                f"{res.info.precision}{', EMA weights' if info.ema else ''}, step {info.step})")
+                f"{res.info.precision}{', EMA weights' if info.ema else ''}, step {info.step}"
+                + (f", any height and width that are multiples of {info.size_multiple}" if info.dynamic_size else "") + ")")
             log(f"  onnx.checker ok; ONNX Runtime vs PyTorch max abs error {errs} <= {res.tolerance:g}")
     return results
