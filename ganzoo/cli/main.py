@@ -19,6 +19,7 @@ COMMANDS = {
     "sample": ("ganzoo.cli.sample", "sample_cmd", "Draw samples from a run directory or an exported .onnx file."),
     "export": ("ganzoo.cli.export", "export_cmd", "Export a run's generator(s) to verified ONNX."),
     "bench": ("ganzoo.cli.bench", "bench_cmd", "Benchmark PyTorch and ONNX Runtime inference."),
+    "translate": ("ganzoo.cli.translate", "translate_cmd", "Translate image files with an image-to-image model, at their own size."),
 }
 
 

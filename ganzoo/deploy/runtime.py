@@ -230,14 +230,20 @@ class GanzooModel:
     batch_parallel: bool = False
     info: ModelInfo = field(init=False)
     note: str = field(init=False, default="")
+    skipped: str = field(init=False, default="")  # an optimisation left out (no onnx package): a note, not a warning
     sessions: int = field(init=False, default=1)
 
     def __post_init__(self) -> None:
         self.requested = self.provider
+        wanted_graph = self.graph
         self.session, self.provider, self.note, self.graph = open_session(
             self.path, self.provider, allow_fallback=self.allow_fallback, threads=self.threads,
             opt_level=self.opt_level, spinning=self.spinning, graph=self.graph,
         )
+        from .cpu_graph import NO_ONNX_NOTE, onnx_available
+
+        if self.provider == "cpu" and wanted_graph != "plain" and not onnx_available():
+            self.skipped = NO_ONNX_NOTE
         meta = self.session.get_modelmeta().custom_metadata_map
         self.info = ModelInfo.from_metadata(meta, source=str(self.path))
         names = [i.name for i in self.session.get_inputs()]

@@ -1,0 +1,430 @@
+"""Translate image files with an image-to-image generator (CycleGAN's ``G_AB``/``G_BA``), one output
+file per input, at the input's own size.
+
+The usual CycleGAN workflow trains on crops (64-256 px) and then translates whole photos. A
+generator exported with symbolic height and width (``ExportSpec.dynamic_size``; metadata
+``size_multiple``, ``min_size``) takes any size that is a multiple of its ``size_multiple``
+(2^downsamplings): each image is reflect-padded up to the next such size, translated, and cropped
+back, as the reference implementation's ``--preprocess none`` does without its cropping. EXIF
+orientation is applied first (``PIL.ImageOps.exif_transpose``), so a portrait photo from a phone
+comes out upright.
+
+Used by ``ganzoo translate`` and the Python API::
+
+    from ganzoo.deploy.translate import translate
+
+    result = translate("runs/cyclegan-a/G_AB.onnx", ["photos/"], "out/")
+    print(result.written)            # [Path('out/IMG_0001.png'), ...]
+
+For ``.onnx`` files this module imports neither torch nor onnx (numpy, onnxruntime and pillow
+only); a run directory is run in PyTorch through :class:`ganzoo.deploy.export.RunModel`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..errors import GanzooError
+from .pictures import IMAGE_SUFFIXES, to_uint8
+from .progress import progress_bar
+
+SIZE_MODES = ("native", "train")
+#: bytes of working memory per float of the network's largest activation, per input pixel: the
+#: activation, its neighbours in the graph and ONNX Runtime's arena (measured on CycleGAN; see
+#: ``benchmarks/translate_memory.py``)
+BYTES_PER_ACTIVATION_FLOAT = 16
+UNKNOWN_ACTIVATION_FLOATS = 128  # files exported before ``activation_floats`` was recorded
+MEMORY_SHARE = 0.6  # of the memory available now, what one batch may use
+DEFAULT_BATCH = 8
+
+
+@dataclass
+class Source:
+    """One input image, known from its header: size after EXIF orientation, and where it goes."""
+
+    path: Path
+    height: int
+    width: int
+    mode: str
+    out: Path | None = None
+
+
+@dataclass
+class TranslateResult:
+    """What :func:`translate` did: the files written (in input order), the files skipped, and the
+    notes it made (conversions, what was skipped and why)."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    provider: str = ""  # what ran: cpu, cuda (ONNX Runtime), torch-cpu ...
+    model: str = ""  # architecture/network
+
+
+# -- options -----------------------------------------------------------------------------------------
+
+def parse_size(value: str | int) -> str | int:
+    """``native`` (each image at its own size), ``train`` (the training size) or a positive int N (the
+    shorter side scaled to N, aspect kept)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        text = str(value).strip().lower()
+        if text in SIZE_MODES:
+            return text
+        try:
+            number = int(text)
+        except ValueError:
+            raise GanzooError(f"--size {value}: expected native, train or a number of pixels (e.g. --size 512)") from None
+    if number < 1:
+        raise GanzooError(f"--size {value}: the shorter side must be at least 1 px")
+    return number
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (MemAvailable on Linux; else the free physical pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def bytes_per_pixel(info) -> int:
+    """Estimated working memory of translating one input pixel with this model."""
+    return (info.activation_floats or UNKNOWN_ACTIVATION_FLOATS) * BYTES_PER_ACTIVATION_FLOAT
+
+
+# -- inputs ------------------------------------------------------------------------------------------
+
+def _oriented_size(im) -> tuple[int, int]:
+    """(height, width) after EXIF orientation, from the header (the pixels are not decoded)."""
+    w, h = im.size
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001  (a damaged EXIF block: the pixels are still usable)
+        orientation = 1
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
+def find_inputs(inputs: Sequence[str | Path]) -> tuple[list[Source], list[Path]]:
+    """Image files named directly or inside folders (not their sub-folders), in order, and the files
+    in those folders that are not images. A file named directly that is not a readable image, or a
+    path that does not exist, is an error; one in a folder is skipped."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not inputs:
+        raise GanzooError("no inputs: pass image files or folders of images")
+    found: list[Source] = []
+    skipped: list[Path] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            entries = [(f, True) for f in sorted(p.iterdir()) if f.is_file() and not f.name.startswith(".")]
+            if not entries:
+                raise GanzooError(f"{raw}: the folder holds no files (sub-folders are not searched)")
+        elif p.is_file():
+            entries = [(p, False)]
+        else:
+            raise GanzooError(f"{raw} does not exist; pass image files or folders of images")
+        for f, in_folder in entries:
+            if in_folder and f.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(f)
+                continue
+            try:
+                with Image.open(f) as im:
+                    h, w = _oriented_size(im)
+                    found.append(Source(f, h, w, im.mode))
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                if in_folder:
+                    skipped.append(f)
+                    continue
+                raise GanzooError(f"{f} is not an image that can be read ({str(exc)[:120]})") from None
+    if not found:
+        raise GanzooError(f"no images among the inputs ({', '.join(map(str, inputs))}); "
+                          f"ganzoo translate reads {', '.join(IMAGE_SUFFIXES)}")
+    return found, skipped
+
+
+def assign_outputs(sources: list[Source], out_dir: Path) -> None:
+    """``out_dir/STEM.png`` for each input; inputs sharing a stem get ``STEM_EXT.png`` (then ``_2``,
+    ``_3`` ...). An output that would overwrite an input is an error."""
+    from collections import Counter
+
+    stems = Counter(s.path.stem for s in sources)
+    used: set[str] = set()
+    inputs = {s.path.resolve() for s in sources}
+    for s in sources:
+        name = s.path.stem if stems[s.path.stem] == 1 else f"{s.path.stem}_{s.path.suffix.lstrip('.').lower()}"
+        candidate, k = name, 1
+        while candidate in used:
+            k += 1
+            candidate = f"{name}_{k}"
+        used.add(candidate)
+        s.out = out_dir / f"{candidate}.png"
+        if s.out.resolve() in inputs:
+            raise GanzooError(f"writing {s.out} would overwrite an input image; pass another --out-dir")
+
+
+# -- sizes -------------------------------------------------------------------------------------------
+
+def work_size(info, src: Source, size: str | int) -> tuple[int, int]:
+    """The size ``src`` is translated (and written) at."""
+    if size == "native":
+        return src.height, src.width
+    if size == "train":
+        return info.height, info.width
+    short = min(src.height, src.width)
+    return max(1, round(src.height * size / short)), max(1, round(src.width * size / short))
+
+
+def padded_size(info, height: int, width: int) -> tuple[int, int]:
+    """The size the network runs at: ``height x width`` reflect-padded up to a size it takes."""
+    if not info.dynamic_size:
+        return info.height, info.width
+    m, lo = info.size_multiple, max(info.min_size, info.size_multiple)
+
+    def up(v: int) -> int:
+        return max(lo, -(-v // m) * m)
+
+    return up(height), up(width)
+
+
+def check_sizes(info, sources: list[Source], size: str | int, max_pixels: int | None) -> int:
+    """Refuse what the model cannot take or memory cannot hold, before any work; return the pixel
+    bound of one batch (the padded pixels of all its images)."""
+    if not info.dynamic_size and size != "train":
+        odd = [s for s in sources if work_size(info, s, size) != (info.height, info.width)]
+        if odd:
+            h, w = work_size(info, odd[0], size)
+            raise GanzooError(
+                f"{odd[0].path.name} is {w}x{h} px but this model was exported at a fixed {info.width}x{info.height}; "
+                "pass --size train to resize the inputs to that size, or export the run again with this ganzoo "
+                "version for any size"
+            )
+    per_pixel = bytes_per_pixel(info)
+    available = available_memory()
+    bound = max_pixels if max_pixels else int(available * MEMORY_SHARE / per_pixel)
+    biggest = max(sources, key=lambda s: np.prod(padded_size(info, *work_size(info, s, size))))
+    ph, pw = padded_size(info, *work_size(info, biggest, size))
+    if ph * pw > bound:
+        h, w = work_size(info, biggest, size)
+        side = max(16, int((bound / (ph * pw)) ** 0.5 * min(h, w)) // 16 * 16)
+        if max_pixels:
+            why = f"{ph * pw} pixels as the network runs it, more than --max-pixels {max_pixels}"
+            fix = f"raise --max-pixels to {ph * pw}"
+        else:
+            why = (f"translating it at that size needs about {ph * pw * per_pixel / 2**30:.1f} GiB and this machine "
+                   f"has {available / 2**30:.1f} GiB available")
+            fix = f"pass --max-pixels {ph * pw} to try anyway"
+        raise GanzooError(f"{biggest.path.name} is {w}x{h} px: {why}; translate it smaller with --size {side}, or {fix}")
+    return bound
+
+
+# -- pixels ------------------------------------------------------------------------------------------
+
+def _has_alpha(im) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
+
+
+def load_image(path: Path, channels: int, size: tuple[int, int]):
+    """``path`` upright (EXIF), converted to ``channels`` and resized to ``size`` ``(h, w)``; return
+    (float32 ``[C, h, w]`` in [-1, 1], alpha as a PIL image or None, the conversion made or "")."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as raw:
+        im = ImageOps.exif_transpose(raw)
+        im.load()
+    alpha = None
+    if _has_alpha(im):
+        im = im.convert("RGBA" if im.mode != "LA" else "LA")
+        alpha = im.getchannel("A")
+    conversion = ""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grayscale: scale, do not clip
+        arr = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if im.mode.startswith("I") and arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+        conversion = "scaled from 16 bits"
+    gray = im.mode in ("L", "LA", "1")
+    target = "L" if channels == 1 else "RGB"
+    if channels == 3 and gray:
+        conversion = "grayscale converted to RGB"
+    elif channels == 1 and not gray:
+        conversion = "colour converted to grayscale"
+    im = im.convert(target)
+    h, w = size
+    if im.size != (w, h):
+        method = Image.LANCZOS if w * h < im.size[0] * im.size[1] else Image.BICUBIC
+        im = im.resize((w, h), method)
+        if alpha is not None:
+            alpha = alpha.resize((w, h), method)
+    arr = np.asarray(im, dtype=np.float32)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return arr / 127.5 - 1.0, alpha, conversion
+
+
+def reflect_pad(batch: np.ndarray, height: int, width: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Pad ``[N, C, h, w]`` by reflection to ``height x width``, centred; return it and (top, left)."""
+    dh, dw = height - batch.shape[2], width - batch.shape[3]
+    top, left = dh // 2, dw // 2
+    if dh == 0 and dw == 0:
+        return batch, (0, 0)
+    return np.pad(batch, ((0, 0), (0, 0), (top, dh - top), (left, dw - left)), mode="reflect"), (top, left)
+
+
+def _save(out: np.ndarray, src_arr: np.ndarray, alpha, path: Path, side_by_side: bool) -> None:
+    from PIL import Image
+
+    pic = to_uint8(out[None])[0]
+    if side_by_side:
+        pic = np.concatenate([to_uint8(src_arr[None])[0], pic], axis=1)
+        alpha = None
+    mode = "L" if pic.shape[2] == 1 else "RGB"
+    img = Image.fromarray(pic[..., 0] if mode == "L" else pic, mode)
+    if alpha is not None:
+        img.putalpha(alpha)
+    tmp = path.with_name(f".{path.name}.tmp")
+    img.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or "out of memory" in text or "failed to allocate" in text or "bad_alloc" in text
+
+
+# -- the model ---------------------------------------------------------------------------------------
+
+def open_model(source: Any, net: str | None = None, *, provider: str = "auto", allow_fallback: bool = False,
+               threads: int = 0, device: str = "cpu") -> Any:
+    """A model with ``.info`` and ``.run(image=...)``: ``source`` itself when it is one (a
+    :class:`~ganzoo.deploy.runtime.GanzooModel`, a :class:`~ganzoo.deploy.export.RunModel`), an
+    ``.onnx`` file (ONNX Runtime on ``provider``), or a run directory (PyTorch on ``device``; ``net``
+    picks the network)."""
+    if hasattr(source, "info") and hasattr(source, "run"):
+        if net is not None:
+            raise GanzooError("--net applies to run directories; a loaded model is one network")
+        return source
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if provider != "auto" or threads or allow_fallback:
+            raise GanzooError("--provider/--threads/--allow-fallback apply to .onnx files; a run directory runs in PyTorch (--device)")
+        from .export import RunModel
+
+        return RunModel(path, net=net, device=device)
+    if path.is_file() or path.suffix == ".onnx":
+        if net is not None:
+            raise GanzooError("--net applies to run directories; an .onnx file holds one network")
+        if device != "cpu":
+            raise GanzooError("--device applies to run directories; an .onnx file runs on ONNX Runtime (--provider)")
+        from .runtime import GanzooModel
+
+        return GanzooModel(path, provider=provider, allow_fallback=allow_fallback, threads=threads)
+    raise GanzooError(f"{source} does not exist; pass an exported .onnx file or a run directory")
+
+
+# -- the whole job -----------------------------------------------------------------------------------
+
+def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_dir: str | Path, *, net: str | None = None,
+              size: str | int = "native", side_by_side: bool = False, batch_size: int = DEFAULT_BATCH,
+              max_pixels: int | None = None, progress: bool = True, log: Callable[[str, str], Any] | None = None,
+              **runtime: Any) -> TranslateResult:
+    """Translate every image in ``inputs`` (files, or folders of them) into ``out_dir``.
+
+    ``model_or_run``: an ``.onnx`` file, a run directory or a loaded model (:func:`open_model`;
+    ``net`` picks a run's network, e.g. ``G_BA``). ``size``: ``native`` (default: each image at its
+    own size, reflect-padded to the model's ``size_multiple`` and cropped back), ``train`` (resized to
+    the training size) or N (shorter side scaled to N px). Outputs are PNG files named after their
+    inputs (``IMG_1.jpg`` -> ``out_dir/IMG_1.png``), uint8, the model's channels, an input's alpha
+    channel copied through; ``side_by_side``: input | output in one picture. Images of one size are
+    run in batches of up to ``batch_size`` within ``max_pixels`` padded pixels per batch (default:
+    from the memory available, :data:`BYTES_PER_ACTIVATION_FLOAT`). ``log(kind, message)`` (kind
+    ``warning`` or ``note``) hears what was skipped and converted as it happens. ``runtime``: the
+    options of :func:`open_model` (``provider``, ``allow_fallback``, ``threads``, ``device``). Raises :class:`GanzooError` for a model that does not translate images,
+    unreadable inputs, sizes the model cannot take, or an image too large for memory (checked before
+    any work).
+    """
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    if batch_size < 1:
+        raise GanzooError(f"--batch-size must be at least 1, got {batch_size}")
+    if max_pixels is not None and max_pixels < 1:
+        raise GanzooError(f"--max-pixels must be at least 1, got {max_pixels}")
+    size = parse_size(size)
+    model = open_model(model_or_run, net, **runtime)
+    info = model.info
+    if not info.image_to_image:
+        raise GanzooError(f"{info.architecture}/{info.network} samples from noise and translates no images; "
+                          "use 'ganzoo sample' for it")
+    sources, skipped = find_inputs(list(inputs))
+    out = Path(out_dir).expanduser()
+    assign_outputs(sources, out)
+    bound = check_sizes(info, sources, size, max_pixels)
+    result = TranslateResult(skipped=skipped, provider=getattr(model, "provider", ""),
+                             model=f"{info.architecture}/{info.network}")
+
+    def note(msg: str, kind: str = "note") -> None:
+        result.notes.append(msg)
+        if log:
+            log(kind, msg)
+
+    if getattr(model, "note", ""):
+        note(model.note, "warning")
+    if getattr(model, "skipped", ""):
+        note(model.skipped)
+    if skipped:
+        shown = ", ".join(p.name for p in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+        note(f"skipped {len(skipped)} file(s) that are not readable images: {shown}", "warning")
+    out.mkdir(parents=True, exist_ok=True)
+
+    groups: dict[tuple[int, int], list[Source]] = {}
+    for s in sources:
+        groups.setdefault(work_size(info, s, size), []).append(s)
+    conversions: dict[str, int] = {}
+    alpha_note = ("alpha channel dropped (side by side)" if side_by_side
+                  else "alpha channel copied to the output, not translated")
+    with progress_bar(len(sources), "translating", "image", enabled=progress) as bar:
+        for (h, w), members in groups.items():
+            ph, pw = padded_size(info, h, w)
+            per_batch = max(1, min(batch_size, bound // (ph * pw)))
+            for start in range(0, len(members), per_batch):
+                chunk = members[start:start + per_batch]
+                loaded = [load_image(s.path, info.channels, (h, w)) for s in chunk]
+                for _, alpha, conv in loaded:
+                    if conv:
+                        conversions[conv] = conversions.get(conv, 0) + 1
+                    if alpha is not None:
+                        conversions[alpha_note] = conversions.get(alpha_note, 0) + 1
+                batch = np.stack([arr for arr, _, _ in loaded])
+                padded, (top, left) = reflect_pad(batch, ph, pw)
+                try:
+                    translated = model.run(image=np.ascontiguousarray(padded))
+                except GanzooError:
+                    raise
+                except Exception as exc:  # noqa: BLE001  (onnxruntime and torch raise their own types)
+                    if not _out_of_memory(exc):
+                        raise
+                    raise GanzooError(
+                        f"ran out of memory translating {chunk[0].path.name} ({w}x{h} px, batch of {len(chunk)}); "
+                        f"pass --batch-size 1, a smaller --size, or a lower --max-pixels than {bound}"
+                    ) from None
+                translated = translated[:, :, top:top + h, left:left + w]
+                for s, y, (arr, alpha, _) in zip(chunk, translated, loaded):
+                    assert s.out is not None
+                    _save(y, arr, alpha, s.out, side_by_side)
+                bar.update(len(chunk))
+    if conversions:
+        note("; ".join(f"{n} image(s): {what}" for what, n in conversions.items()))
+    result.written = [s.out for s in sources if s.out is not None]
+    return result
