@@ -21,6 +21,11 @@ from ..deploy.runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
 @click.option("--label", type=int, default=None, help="Conditional models: draw every sample from class K [default: one row per class].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent codes (numpy), identical for .onnx and RUN_DIR.")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid (2D models: a scatter plot).")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Instead of a grid, write one PNG per sample into this folder (000000.png ...; conditional models "
+                   "000000_label3.png), in batches: the input of FID tools. Without --label, classes are spread evenly.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="--out-dir: samples generated per batch.")
+@click.option("--overwrite", is_flag=True, help="--out-dir: replace the sample files already in that folder.")
 @click.option("--npy", type=click.Path(dir_okay=False), default=None, help="Also save the raw outputs (float32, [-1, 1]) as .npy.")
 @click.option("--input", "input_path", type=click.Path(), default=None, help="Image-to-image models: an image file or a folder of images to translate.")
 @click.option("--net", default=None, help="RUN_DIR only: which exported network to sample (e.g. G_BA) [default: the first].")
@@ -33,14 +38,21 @@ from ..deploy.runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
 @click.option("--batch-parallel", is_flag=True,
               help=".onnx on CPU: split the batch across one single-thread session per thread, run side by side (faster for large convolutional models).")
 @click.option("--device", default="cpu", show_default=True, help="RUN_DIR only: PyTorch device.")
-def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allow_fallback, threads, opt_level, graph, batch_parallel, device):
+def sample_cmd(source, n, label, seed, out, out_dir, batch_size, overwrite, npy, input_path, net, provider, allow_fallback, threads,
+               opt_level, graph, batch_parallel, device):
     """Draw samples from an exported .onnx file (ONNX Runtime, no PyTorch) or a run directory.
+
+    A grid PNG by default; --out-dir writes one PNG per sample for FID tools (pytorch-fid, clean-fid,
+    torch-fidelity). The same seed gives the same samples from the .onnx file and from its run
+    directory. To translate photos with an image-to-image model at their own size, use 'ganzoo translate'.
 
     \b
     Examples:
       ganzoo sample runs/dcgan-a/generator.onnx -n 64 --seed 1 --out grid.png
       ganzoo sample runs/dcgan-a -n 64 --seed 1 --out grid-torch.png     # the same images
       ganzoo sample runs/cgan-a/generator.onnx --label 3 -n 16
+      ganzoo sample runs/dcgan-a/generator.onnx -n 50000 --out-dir fid-samples/    # then: python -m pytorch_fid fid-samples/ real/
+      ganzoo sample runs/cgan-a/generator.onnx -n 10000 --out-dir per-class/       # 000000_label0.png ... (classes spread evenly)
       ganzoo sample runs/cyclegan-a/G_AB.onnx --input photos/ --out translated.png
       ganzoo sample model.onnx --provider cuda --allow-fallback
     """
@@ -67,10 +79,24 @@ def sample_cmd(source, n, label, seed, out, npy, input_path, net, provider, allo
                             batch_parallel=batch_parallel)
         if model.note:
             click.echo(f"ganzoo: warning: {model.note}", err=True)
+        if model.skipped:
+            click.echo(f"ganzoo: note: {model.skipped}", err=True)
     else:
         raise GanzooError(f"{source} does not exist; pass an exported .onnx file or a run directory")
 
     info = model.info
+    if out_dir is not None:
+        if input_path is not None or npy:
+            raise GanzooError("--out-dir writes one PNG per sample of a noise model; it takes no --input or --npy "
+                              "(translate images with 'ganzoo translate')")
+        if info.image_to_image:
+            raise GanzooError(f"{source} translates images: use 'ganzoo translate {source} IMAGES... --out-dir {out_dir}'")
+        from ..deploy.bulk import write_samples
+
+        res = write_samples(model, n, out_dir, seed=seed, label=label, batch_size=batch_size, overwrite=overwrite)
+        click.echo(f"wrote {res.count} samples of {info.describe()} to {res.out_dir}/ ({res.first.name} .. {res.last.name}) "
+                   f"[{model.provider}]")
+        return
     if info.image_to_image:
         if label is not None:
             raise GanzooError("--label applies to conditional models; this one translates images")
