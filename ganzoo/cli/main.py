@@ -32,12 +32,21 @@ class UserError(click.ClickException):
         click.echo(f"ganzoo: error: {self.format_message()}", err=True)
 
 
+# what the full install adds to the torch-free one (numpy, onnxruntime, pillow, click): see docs/export.md
+FULL_INSTALL_MODULES = {"torch", "pluggy", "onnx", "onnxscript", "sklearn", "safetensors", "matplotlib", "tomli_w"}
+
+
 def run_guarded(fn, *args, **kwargs):
     """Call ``fn`` turning user mistakes into one clear line instead of a traceback."""
     try:
         return fn(*args, **kwargs)
     except GanzooError as exc:
         raise UserError(str(exc)) from None
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
+            raise
+        raise UserError(f"this needs {exc.name}, which the torch-free install leaves out; install ganzoo with its "
+                        "dependencies (pip install ganzoo), or work from exported .onnx files") from None
     except KeyboardInterrupt:
         raise UserError("interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)") from None
 
