@@ -83,3 +83,15 @@ def cli():
     """``cli(*args) -> Result``: the CLI in-process with only the core plugins loaded."""
     with only_plugins():
         yield invoke
+
+
+def torch_blocked_env(tmp_path: Path) -> tuple[dict, Path]:
+    """An environment in which ``import torch`` fails (a stand-in package first on PYTHONPATH), and the
+    file that stand-in writes when something tried to import it."""
+    blocker = tmp_path / "blocker"
+    (blocker / "torch").mkdir(parents=True)
+    marker = tmp_path / "torch-was-imported"
+    (blocker / "torch" / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').write('imported')\nraise ImportError('torch is blocked in this test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    return env, marker

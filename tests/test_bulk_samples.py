@@ -8,7 +8,6 @@ class), batches that do not change the samples, the grid path's latent codes, th
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_user_error, invoke
+from conftest import assert_user_error, invoke, torch_blocked_env
 from ganzoo.deploy.bulk import spread_labels
 from ganzoo.deploy.contract import class_rows, iter_z, make_z
 from ganzoo.deploy.export import export_run
@@ -121,11 +120,9 @@ def test_bulk_mistakes_are_one_line(runs, tmp_path):
 
 
 def test_bulk_from_onnx_runs_where_torch_cannot_be_imported(runs, tmp_path):
-    blocker = tmp_path / "blocker"
-    (blocker / "torch").mkdir(parents=True)
-    (blocker / "torch" / "__init__.py").write_text("raise ImportError('torch is blocked in this test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    env, marker = torch_blocked_env(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "ganzoo.cli.main", "sample", str(runs["cgan"] / "generator.onnx"), "-n", "12",
                            "--out-dir", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert not marker.exists(), "the .onnx bulk path imported torch"
     assert len(list((tmp_path / "out").glob("*_label*.png"))) == 12

@@ -7,7 +7,6 @@ exports of every architecture are covered by tests/test_export.py.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -262,12 +261,9 @@ def test_a_provider_that_does_not_load_is_an_error_unless_fallback_is_allowed(mo
 
 
 def test_sample_from_onnx_runs_where_torch_cannot_be_imported(models, tmp_path):
-    blocker = tmp_path / "blocker"
-    (blocker / "torch").mkdir(parents=True)
-    marker = tmp_path / "torch-was-imported"
-    (blocker / "torch" / "__init__.py").write_text(
-        f"open({str(marker)!r}, 'w').write('imported')\nraise ImportError('torch is blocked in this test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    from conftest import torch_blocked_env
+
+    env, marker = torch_blocked_env(tmp_path)
     cmd = [sys.executable, "-m", "ganzoo.cli.main", "sample", str(models["conditional"]), "-n", "6", "--label", "1",
            "--seed", "9", "--out", str(tmp_path / "s.png"), "--npy", str(tmp_path / "s.npy")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

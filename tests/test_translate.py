@@ -10,7 +10,6 @@ skipped files; the run-directory path; sizes and memory refusals as one line; no
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_user_error, invoke
+from conftest import assert_user_error, invoke, torch_blocked_env
 from ganzoo.deploy.contract import ModelInfo
 from ganzoo.deploy.export import RunModel, export_run
 from ganzoo.deploy.runtime import GanzooModel
@@ -240,12 +239,7 @@ def test_noise_models_do_not_translate(tmp_path):
 
 def test_translate_from_onnx_runs_where_torch_cannot_be_imported(cyclegan, tmp_path):
     _photos(tmp_path / "photos")
-    blocker = tmp_path / "blocker"
-    (blocker / "torch").mkdir(parents=True)
-    marker = tmp_path / "torch-was-imported"
-    (blocker / "torch" / "__init__.py").write_text(
-        f"open({str(marker)!r}, 'w').write('imported')\nraise ImportError('torch is blocked in this test')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    env, marker = torch_blocked_env(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "ganzoo.cli.main", "translate", str(cyclegan / "G_AB.onnx"),
                            str(tmp_path / "photos"), "--out-dir", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=120)
