@@ -12,8 +12,6 @@ use (:func:`__getattr__`), so the torch-free runtime installs with numpy, onnxru
 
 from __future__ import annotations
 
-from typing import Any
-
 from .errors import GanzooError
 from .specs import (
     ArchitectureSpec,
@@ -27,6 +25,18 @@ from .specs import (
 
 __version__ = "0.1.0"
 
+_LAZY = {"hookimpl": "ganzoo.hookspecs"}
+
+
+def __getattr__(name: str):
+    """``ganzoo.hookimpl`` (pluggy), imported on first use so the torch-free install needs no pluggy."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ganzoo' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "hookimpl",
@@ -39,22 +49,3 @@ __all__ = [
     "OptimizerSpec",
     "PenaltySpec",
 ]
-
-# attribute -> module that defines it, imported on first access (PEP 562)
-_LAZY = {
-    "hookimpl": "hookspecs",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ganzoo' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
