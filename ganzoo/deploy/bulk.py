@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import GanzooError
 from .contract import ModelInfo, iter_z
-from .pictures import to_uint8
+from .pictures import save_png, to_uint8
 from .progress import progress_bar
 
 SAMPLE_NAME = re.compile(r"^\d{6,}(_label\d+)?\.png$")
@@ -78,14 +78,6 @@ def _existing(out_dir: Path) -> list[Path]:
     return [f for f in out_dir.iterdir() if SAMPLE_NAME.match(f.name)]
 
 
-def _write_png(pic: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(pic[..., 0] if pic.shape[2] == 1 else pic, "L" if pic.shape[2] == 1 else "RGB").save(tmp, format="PNG")
-    os.replace(tmp, path)
-
-
 def write_samples(model: Any, n: int, out_dir: str | Path, *, seed: int = 0, label: int | None = None,
                   batch_size: int = DEFAULT_BATCH, overwrite: bool = False, progress: bool = True) -> BulkResult:
     """Write ``n`` samples of ``model`` (anything with ``.info`` and ``.run(z=, labels=)``: a
@@ -122,7 +114,7 @@ def write_samples(model: Any, n: int, out_dir: str | Path, *, seed: int = 0, lab
                 fut.result()
             bar.update(len(pending))
             batch_labels = feeds.get("labels")
-            pending = [pool.submit(_write_png, pic, out / sample_name(i + j, n, None if batch_labels is None else int(batch_labels[j])))
+            pending = [pool.submit(save_png, pic, out / sample_name(i + j, n, None if batch_labels is None else int(batch_labels[j])))
                        for j, pic in enumerate(images)]
             if batch_labels is not None:
                 labels.append(batch_labels)

@@ -1,4 +1,6 @@
-"""Pictures without torch: a numpy image-grid writer, a 2D scatter plot, and reading image files.
+"""Pictures without torch: a numpy image-grid writer, a 2D scatter plot, reading image files (resized
+to a model's size for grids; upright, converted, with their alpha for ``ganzoo translate``) and writing
+translated ones.
 
 Used by ``ganzoo sample`` on both paths (ONNX Runtime and PyTorch) so they write identical files;
 imports only numpy, pillow and (for the scatter plot, lazily) matplotlib. The torch-side equivalents
@@ -7,6 +9,7 @@ for training previews live in ``ganzoo/engine/plots.py``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,69 @@ def load_images(path: str | Path, channels: int, height: int, width: int, limit:
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
         out[i] = arr / 127.5 - 1.0
     return out
+
+
+def _has_alpha(im) -> bool:
+    return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
+
+
+def load_image(path: Path, channels: int, size: tuple[int, int]):
+    """``path`` upright (EXIF), converted to ``channels`` and resized to ``size`` ``(h, w)``; return
+    (float32 ``[C, h, w]`` in [-1, 1], alpha as a PIL image or None, the conversion made or "")."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as raw:
+        im = ImageOps.exif_transpose(raw)
+        im.load()
+    alpha = None
+    if _has_alpha(im):
+        im = im.convert("RGBA" if im.mode != "LA" else "LA")
+        alpha = im.getchannel("A")
+    conversion = ""
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grayscale: scale, do not clip
+        arr = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if im.mode.startswith("I") and arr.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+        conversion = "scaled from 16 bits"
+    gray = im.mode in ("L", "LA", "1")
+    target = "L" if channels == 1 else "RGB"
+    if channels == 3 and gray:
+        conversion = "grayscale converted to RGB"
+    elif channels == 1 and not gray:
+        conversion = "colour converted to grayscale"
+    im = im.convert(target)
+    h, w = size
+    if im.size != (w, h):
+        method = Image.LANCZOS if w * h < im.size[0] * im.size[1] else Image.BICUBIC
+        im = im.resize((w, h), method)
+        if alpha is not None:
+            alpha = alpha.resize((w, h), method)
+    arr = np.asarray(im, dtype=np.float32)
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return arr / 127.5 - 1.0, alpha, conversion
+
+
+def save_png(pic: np.ndarray, path: Path, alpha=None) -> None:
+    """Write ``pic`` uint8 ``[H, W, C]`` (C 1 or 3; ``alpha``: a PIL "L" image to attach) as a PNG,
+    atomically: under a temporary name, then renamed, so an interrupted run leaves no half file."""
+    from PIL import Image
+
+    img = Image.fromarray(pic[..., 0] if pic.shape[2] == 1 else pic, "L" if pic.shape[2] == 1 else "RGB")
+    if alpha is not None:
+        img.putalpha(alpha)
+    tmp = path.with_name(f".{path.name}.tmp")
+    img.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def save_translated(out: np.ndarray, src_arr: np.ndarray, alpha, path: Path, side_by_side: bool) -> None:
+    """Write one translated image ``[C, h, w]`` in [-1, 1] as PNG (``alpha`` put back), or ``src_arr | out``
+    side by side (no alpha)."""
+    pic = to_uint8(out[None])[0]
+    if side_by_side:
+        pic = np.concatenate([to_uint8(src_arr[None])[0], pic], axis=1)
+        alpha = None
+    save_png(pic, path, alpha)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

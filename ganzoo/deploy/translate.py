@@ -30,14 +30,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import GanzooError
-from .pictures import IMAGE_SUFFIXES, to_uint8
+from .pictures import IMAGE_SUFFIXES, load_image, save_translated
 from .progress import progress_bar
 
 SIZE_MODES = ("native", "train")
 #: bytes of working memory per float of the network's largest activation, per input pixel: the
 #: activation, its neighbours in the graph and ONNX Runtime's arena (measured on CycleGAN; see
-#: ``benchmarks/translate_memory.py``)
-BYTES_PER_ACTIVATION_FLOAT = 16
+#: ``benchmarks/dynamic_size.py``: 16-16.5 B at 512-1024 px; 20 keeps a margin)
+BYTES_PER_ACTIVATION_FLOAT = 20
 UNKNOWN_ACTIVATION_FLOATS = 128  # files exported before ``activation_floats`` was recorded
 MEMORY_SHARE = 0.6  # of the memory available now, what one batch may use
 DEFAULT_BATCH = 8
@@ -234,46 +234,6 @@ def check_sizes(info, sources: list[Source], size: str | int, max_pixels: int | 
 
 # -- pixels ------------------------------------------------------------------------------------------
 
-def _has_alpha(im) -> bool:
-    return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
-
-
-def load_image(path: Path, channels: int, size: tuple[int, int]):
-    """``path`` upright (EXIF), converted to ``channels`` and resized to ``size`` ``(h, w)``; return
-    (float32 ``[C, h, w]`` in [-1, 1], alpha as a PIL image or None, the conversion made or "")."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as raw:
-        im = ImageOps.exif_transpose(raw)
-        im.load()
-    alpha = None
-    if _has_alpha(im):
-        im = im.convert("RGBA" if im.mode != "LA" else "LA")
-        alpha = im.getchannel("A")
-    conversion = ""
-    if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grayscale: scale, do not clip
-        arr = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if im.mode.startswith("I") and arr.max() > 255 else 255.0
-        im = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
-        conversion = "scaled from 16 bits"
-    gray = im.mode in ("L", "LA", "1")
-    target = "L" if channels == 1 else "RGB"
-    if channels == 3 and gray:
-        conversion = "grayscale converted to RGB"
-    elif channels == 1 and not gray:
-        conversion = "colour converted to grayscale"
-    im = im.convert(target)
-    h, w = size
-    if im.size != (w, h):
-        method = Image.LANCZOS if w * h < im.size[0] * im.size[1] else Image.BICUBIC
-        im = im.resize((w, h), method)
-        if alpha is not None:
-            alpha = alpha.resize((w, h), method)
-    arr = np.asarray(im, dtype=np.float32)
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return arr / 127.5 - 1.0, alpha, conversion
-
-
 def reflect_pad(batch: np.ndarray, height: int, width: int) -> tuple[np.ndarray, tuple[int, int]]:
     """Pad ``[N, C, h, w]`` by reflection to ``height x width``, centred; return it and (top, left)."""
     dh, dw = height - batch.shape[2], width - batch.shape[3]
@@ -281,22 +241,6 @@ def reflect_pad(batch: np.ndarray, height: int, width: int) -> tuple[np.ndarray,
     if dh == 0 and dw == 0:
         return batch, (0, 0)
     return np.pad(batch, ((0, 0), (0, 0), (top, dh - top), (left, dw - left)), mode="reflect"), (top, left)
-
-
-def _save(out: np.ndarray, src_arr: np.ndarray, alpha, path: Path, side_by_side: bool) -> None:
-    from PIL import Image
-
-    pic = to_uint8(out[None])[0]
-    if side_by_side:
-        pic = np.concatenate([to_uint8(src_arr[None])[0], pic], axis=1)
-        alpha = None
-    mode = "L" if pic.shape[2] == 1 else "RGB"
-    img = Image.fromarray(pic[..., 0] if mode == "L" else pic, mode)
-    if alpha is not None:
-        img.putalpha(alpha)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -422,7 +366,7 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
                 translated = translated[:, :, top:top + h, left:left + w]
                 for s, y, (arr, alpha, _) in zip(chunk, translated, loaded):
                     assert s.out is not None
-                    _save(y, arr, alpha, s.out, side_by_side)
+                    save_translated(y, arr, alpha, s.out, side_by_side)
                 bar.update(len(chunk))
     if conversions:
         note("; ".join(f"{n} image(s): {what}" for what, n in conversions.items()))
