@@ -50,7 +50,6 @@ class Source:
     path: Path
     height: int
     width: int
-    mode: str
     out: Path | None = None
 
 
@@ -145,7 +144,7 @@ def find_inputs(inputs: Sequence[str | Path]) -> tuple[list[Source], list[Path]]
             try:
                 with Image.open(f) as im:
                     h, w = _oriented_size(im)
-                    found.append(Source(f, h, w, im.mode))
+                    found.append(Source(f, h, w))
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 if in_folder:
                     skipped.append(f)
