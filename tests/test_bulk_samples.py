@@ -47,7 +47,7 @@ def runs(tmp_path_factory):
 
 
 def _pixels(folder: Path) -> dict[str, np.ndarray]:
-    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.iterdir())}
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))}
 
 
 def test_latent_codes_drawn_in_batches_are_the_grid_codes():
@@ -69,6 +69,7 @@ def test_one_png_per_sample_and_the_first_ones_are_the_grid_samples(runs, tmp_pa
     assert "wrote 23 samples" in r.out and "000000.png .. 000022.png" in r.out
     files = _pixels(tmp_path / "s")
     assert list(files) == [f"{i:06d}.png" for i in range(23)]
+    assert len(list((tmp_path / "s").iterdir())) == 24  # and the hidden settings file that --resume checks
     expected = to_uint8(GanzooModel(onnx_path, provider="cpu").sample(23, seed=4))  # the grid path's inputs
     for i, name in enumerate(files):
         assert np.array_equal(files[name], expected[i][..., 0]), name
@@ -91,10 +92,10 @@ def test_conditional_names_carry_the_label(runs, tmp_path):
     onnx_path = runs["cgan"] / "generator.onnx"
     r = invoke("sample", onnx_path, "-n", "25", "--out-dir", tmp_path / "spread")
     assert r.code == 0, r.err
-    names = sorted(p.name for p in (tmp_path / "spread").iterdir())
+    names = sorted(p.name for p in (tmp_path / "spread").glob("*.png"))
     assert names == [f"{i:06d}_label{i * 10 // 25}.png" for i in range(25)]
     r = invoke("sample", onnx_path, "-n", "4", "--label", "7", "--out-dir", tmp_path / "seven")
-    assert r.code == 0 and sorted(p.name for p in (tmp_path / "seven").iterdir()) == [f"{i:06d}_label7.png" for i in range(4)]
+    assert r.code == 0 and sorted(p.name for p in (tmp_path / "seven").glob("*.png")) == [f"{i:06d}_label7.png" for i in range(4)]
     expected = to_uint8(GanzooModel(onnx_path, provider="cpu").sample(4, seed=0, label=7))
     assert all(np.array_equal(np.asarray(Image.open(tmp_path / "seven" / f"{i:06d}_label7.png")), expected[i][..., 0])
                for i in range(4))
@@ -107,7 +108,29 @@ def test_a_folder_already_holding_samples_needs_overwrite(runs, tmp_path):
     assert_user_error(invoke("sample", onnx_path, "-n", "3", "--out-dir", tmp_path / "s"), "already holds 6 sample", "--overwrite")
     r = invoke("sample", onnx_path, "-n", "3", "--seed", "2", "--out-dir", tmp_path / "s", "--overwrite")
     assert r.code == 0
-    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["000000.png", "000001.png", "000002.png", "README.txt"]
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [".ganzoo-samples.json", "000000.png", "000001.png", "000002.png",
+                                                                  "README.txt"]
+
+
+def test_an_interrupted_job_resumes_with_the_same_files(runs, tmp_path, monkeypatch):
+    onnx_path = runs["cgan"] / "generator.onnx"
+    assert invoke("sample", onnx_path, "-n", "30", "--seed", "5", "--out-dir", tmp_path / "full").code == 0
+    assert invoke("sample", onnx_path, "-n", "30", "--seed", "5", "--out-dir", tmp_path / "cut").code == 0
+    for p in sorted((tmp_path / "cut").glob("0000[12]*.png"))[3:]:  # as if stopped after sample 12
+        p.unlink()
+    assert len(list((tmp_path / "cut").glob("*.png"))) == 13
+    assert_user_error(invoke("sample", onnx_path, "-n", "30", "--seed", "5", "--out-dir", tmp_path / "cut"), "--resume", "--overwrite")
+    assert_user_error(invoke("sample", onnx_path, "-n", "30", "--seed", "6", "--out-dir", tmp_path / "cut", "--resume"),
+                      "seed 5 -> 6")
+    batches = []
+    real_run = GanzooModel.run
+    monkeypatch.setattr(GanzooModel, "run", lambda self, **kw: batches.append(len(kw["z"])) or real_run(self, **kw))
+    r = invoke("sample", onnx_path, "-n", "30", "--seed", "5", "--batch-size", "10", "--out-dir", tmp_path / "cut", "--resume")
+    assert r.code == 0 and "wrote 17 samples" in r.out and "13 were there already" in r.out, r.err
+    assert batches == [10, 10]  # the first batch of 10 was complete: not drawn again
+    assert _pixels(tmp_path / "cut").keys() == _pixels(tmp_path / "full").keys()
+    for name, pic in _pixels(tmp_path / "full").items():
+        assert np.array_equal(pic, _pixels(tmp_path / "cut")[name]), name
 
 
 def test_bulk_mistakes_are_one_line(runs, tmp_path):
@@ -116,6 +139,7 @@ def test_bulk_mistakes_are_one_line(runs, tmp_path):
     assert_user_error(invoke("sample", runs["vanilla"] / "generator.onnx", "--label", "1", "--out-dir", tmp_path / "o"),
                       "--label")
     assert_user_error(invoke("sample", onnx_path, "-n", "0", "--out-dir", tmp_path / "o"), "-n")
+    assert_user_error(invoke("sample", onnx_path, "--resume", "--out", tmp_path / "g.png"), "--out-dir")
     assert not (tmp_path / "o").exists()
 
 

@@ -26,6 +26,7 @@ from ..deploy.runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
                    "000000_label3.png), in batches: the input of FID tools. Without --label, classes are spread evenly.")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="--out-dir: samples generated per batch.")
 @click.option("--overwrite", is_flag=True, help="--out-dir: replace the sample files already in that folder.")
+@click.option("--resume", is_flag=True, help="--out-dir: continue an interrupted job (same source, seed, -n, --label): draw only the missing files.")
 @click.option("--npy", type=click.Path(dir_okay=False), default=None, help="Also save the raw outputs (float32, [-1, 1]) as .npy.")
 @click.option("--input", "input_path", type=click.Path(), default=None, help="Image-to-image models: an image file or a folder of images to translate.")
 @click.option("--net", default=None, help="RUN_DIR only: which exported network to sample (e.g. G_BA) [default: the first].")
@@ -38,7 +39,7 @@ from ..deploy.runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
 @click.option("--batch-parallel", is_flag=True,
               help=".onnx on CPU: split the batch across one single-thread session per thread, run side by side (faster for large convolutional models).")
 @click.option("--device", default="cpu", show_default=True, help="RUN_DIR only: PyTorch device.")
-def sample_cmd(source, n, label, seed, out, out_dir, batch_size, overwrite, npy, input_path, net, provider, allow_fallback, threads,
+def sample_cmd(source, n, label, seed, out, out_dir, batch_size, overwrite, resume, npy, input_path, net, provider, allow_fallback, threads,
                opt_level, graph, batch_parallel, device):
     """Draw samples from an exported .onnx file (ONNX Runtime, no PyTorch) or a run directory.
 
@@ -85,6 +86,8 @@ def sample_cmd(source, n, label, seed, out, out_dir, batch_size, overwrite, npy,
         raise GanzooError(f"{source} does not exist; pass an exported .onnx file or a run directory")
 
     info = model.info
+    if out_dir is None and (overwrite or resume):
+        raise GanzooError("--overwrite and --resume apply to --out-dir (one PNG per sample)")
     if out_dir is not None:
         if input_path is not None or npy:
             raise GanzooError("--out-dir writes one PNG per sample of a noise model; it takes no --input or --npy "
@@ -93,9 +96,10 @@ def sample_cmd(source, n, label, seed, out, out_dir, batch_size, overwrite, npy,
             raise GanzooError(f"{source} translates images: use 'ganzoo translate {source} IMAGES... --out-dir {out_dir}'")
         from ..deploy.bulk import write_samples
 
-        res = write_samples(model, n, out_dir, seed=seed, label=label, batch_size=batch_size, overwrite=overwrite)
-        click.echo(f"wrote {res.count} samples of {info.describe()} to {res.out_dir}/ ({res.first.name} .. {res.last.name}) "
-                   f"[{model.provider}]")
+        res = write_samples(model, n, out_dir, seed=seed, label=label, batch_size=batch_size, overwrite=overwrite, resume=resume)
+        kept = f", {res.count - res.written} were there already" if res.written < res.count else ""
+        click.echo(f"wrote {res.written} samples of {info.describe()} to {res.out_dir}/ ({res.first.name} .. {res.last.name}"
+                   f"{kept}) [{model.provider}]")
         return
     if info.image_to_image:
         if label is not None:
