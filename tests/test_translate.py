@@ -95,6 +95,7 @@ def test_generators_export_with_symbolic_height_and_width(cyclegan):
         assert (info.height, info.width, info.size_multiple, info.min_size) == (16, 16, 4, 8)
         assert info.dynamic_size and info.activation_floats >= 4  # ngf 4 channels at full resolution
         assert "multiples of 4" in info.describe()
+    assert "G_AB(image of any size)" in invoke("info", "cyclegan").out
 
 
 @pytest.mark.parametrize("graph", ["plain", "cpu"])

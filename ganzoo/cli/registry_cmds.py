@@ -145,7 +145,8 @@ def info_cmd(arch, as_json):
         "default_loss": s.default_loss, "default_penalty": s.default_penalty, "n_critic": s.n_critic,
         "groups": {g: list(n) for g, n in s.groups.items()}, "optimizers": opt,
         "defaults": dict(s.defaults), "data_defaults": {k: dict(v) for k, v in s.data_defaults.items()}, "hparams": hps,
-        "exports": [{"network": e.network, "inputs": list(e.inputs), "output": e.output} for e in s.exports],
+        "exports": [{"network": e.network, "inputs": list(e.inputs), "output": e.output, "dynamic_size": e.dynamic_size}
+                    for e in s.exports],
         "incompatible": dict(s.incompatible),
         "variants": {k: dict(v) for k, v in s.variants.items()},
     }
@@ -166,7 +167,8 @@ def info_cmd(arch, as_json):
     for kind, settings in s.data_defaults.items():  # over the lines above for that kind of data
         click.echo(f"{'on ' + kind + ' data:':<16}" + ", ".join(f"{k}={v}" for k, v in settings.items()))
     click.echo(f"networks:       G group {list(s.groups['G'])}, D group {list(s.groups['D'])}")
-    click.echo("exports:        " + ", ".join(f"{e['network']}({', '.join(e['inputs'])})" for e in info["exports"]))
+    click.echo("exports:        " + ", ".join(f"{e['network']}({', '.join(e['inputs'])}{' of any size' if e['dynamic_size'] else ''})"
+                                           for e in info["exports"]))
     if s.incompatible:
         for k, why in s.incompatible.items():
             click.echo(f"refuses:        {k} ({why})")
