@@ -200,7 +200,6 @@ def _error_lines(results: list[Result]) -> list[tuple[int, str]]:
 
 
 def test_a_bad_option_fails_every_process_with_one_line(tmp_path):
-    t0 = time.monotonic()
     res = launch("train", *VANILLA, "--steps", 4, "--set", "bogus_key=1", "--out", tmp_path / "x", cwd=tmp_path)
     assert [r.code for r in res] == [2, 2]
     lines = _error_lines(res)
@@ -209,8 +208,7 @@ def test_a_bad_option_fails_every_process_with_one_line(tmp_path):
     assert [r.code for r in res] == [2, 2]
     lines = _error_lines(res)
     assert len(lines) == 1 and "batch_size 15 (the global batch) does not split over 2 processes" in lines[0][1], lines
-    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
-    assert time.monotonic() - t0 < 100
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # (a hang would overrun launch's limit)
 
 
 @pytest.fixture()
@@ -229,7 +227,8 @@ def test_a_failure_in_one_process_stops_all_with_one_line_naming_it(tmp_path, fa
     """An error raised in rank 1 only: rank 1 says so in one line, rank 0 (waiting for it in a
     collective) exits quietly at once. A NaN in rank 1 only: every process stops at the next log
     step, and rank 0 reports where it started."""
-    t0 = time.monotonic()
+    # no wall-clock bound of its own: rank 0 waiting out the collective timeout (GANZOO_DIST_TIMEOUT,
+    # 300 s) would overrun launch's 90 s limit and fail as a hang; a tighter figure only measured load
     res = launch("train", "faulty", *VANILLA[1:], "--steps", 40, "--out", tmp_path / "run", cwd=tmp_path,
                  env={**faulty, "FAULTY_MODE": mode}, plugins="vanilla,losses,datasets,faulty", timeout=90)
     assert all(r.code != 0 for r in res), [r.code for r in res]
@@ -240,7 +239,6 @@ def test_a_failure_in_one_process_stops_all_with_one_line_naming_it(tmp_path, fa
     else:
         assert lines[0][0] == 0 and "training diverged at step 4" in lines[0][1] and "first in rank 1, at step 3" in lines[0][1]
     assert "Traceback" not in "".join(r.err for r in res)
-    assert time.monotonic() - t0 < 60
 
 
 def test_nproc_restarts_the_command_through_torchrun(tmp_path):
