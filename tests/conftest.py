@@ -78,6 +78,14 @@ def assert_user_error(r: Result, *fragments: str) -> str:
     return lines[0]
 
 
+@pytest.fixture(autouse=True)
+def _data_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own decoded-data cache folder: tests never touch ~/.cache/ganzoo."""
+    folder = tmp_path_factory.mktemp("ganzoo-cache")
+    monkeypatch.setenv("GANZOO_CACHE", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def cli():
     """``cli(*args) -> Result``: the CLI in-process with only the core plugins loaded."""
