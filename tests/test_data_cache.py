@@ -188,7 +188,7 @@ def test_channels_option(cli, tmp_path):
             "--quiet", "--out", tmp_path / "grey")
     assert r.code == 0, r.err
     parts, _ = open_run(str(tmp_path / "grey"))
-    assert parts.cfg["channels"] == 1 and parts.dataset.info.channels == 1 and parts.dataset.x.shape[1] == 1
+    assert parts.cfg["image_channels"] == 1 and parts.dataset.info.channels == 1 and parts.dataset.x.shape[1] == 1
     grey = load("folder", data, image_size=8, channels=1)
     rgb = load("folder", data, image_size=8).x.float()
     luma = (rgb * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -197,8 +197,8 @@ def test_channels_option(cli, tmp_path):
     r = cli("train", "vanilla", "--data", "digits", "--channels", 3, "--steps", 2, "--quiet", "--out", tmp_path / "rgb")
     assert r.code == 0, r.err
     assert open_run(str(tmp_path / "rgb"))[0].dataset.info.channels == 3
-    r = cli("train", "vanilla", "--data", "digits", "--set", "channels=2", "--steps", 2, "--out", tmp_path / "x")
-    assert_user_error(r, "--channels must be 1 (grey) or 3 (RGB), got 2")
+    r = cli("train", "vanilla", "--data", "digits", "--set", "image_channels=2", "--steps", 2, "--out", tmp_path / "x")
+    assert_user_error(r, "--channels (image_channels) must be 1 (grey) or 3 (RGB), got 2")
 
 
 def test_idx_and_cifar10_go_through_the_cache(tmp_path):
@@ -300,3 +300,22 @@ def test_cache_command_lists_and_clears(cli, tmp_path):
     r = cli("cache", "clear")
     assert r.code == 0 and "removed 1 cached set " in r.out and entries() == []
     assert_user_error(cli("cache", "clear", "--older-than", -2), "--older-than must be")
+
+
+def test_channels_option_leaves_a_hyper_parameter_named_channels_to_set():
+    """wgan's conv width is a hyper-parameter called ``channels``: --channels is the image channels,
+    ``--set channels=N`` still sets the width."""
+    from conftest import invoke, only_plugins
+    from ganzoo.engine.config import flatten_user, parse_assignment, resolve
+    from ganzoo.registry import get_registry
+
+    with only_plugins("wgan,losses,datasets"):
+        r = invoke("train", "wgan", "--help")
+        assert r.code == 0 and r.out.count("--channels") == 1 and "[1|3]" in r.out
+        reg = get_registry()
+        spec = reg.get("architecture", "wgan")
+        section, key, value = parse_assignment(spec, "channels=8")
+        assert (section, key, value) == ("hparams", "channels", 8)
+        run, hps = flatten_user(spec, {}, {"image_channels": 1, "data": "digits"})
+        cfg = resolve(reg, spec, run, {"channels": 8})
+        assert cfg["image_channels"] == 1 and cfg["hparams"]["channels"] == 8

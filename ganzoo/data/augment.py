@@ -117,7 +117,7 @@ def load_run_data(cfg: Mapping[str, Any], registry: Any = None, progress: bool =
     size = int(cfg.get("image_size") or 0) or None
     load = int(cfg.get("load_size") or 0)
     scale = float(cfg.get("load_scale", 1.0) or 1.0)
-    opts = dict(seed=int(cfg.get("seed", 0)), channels=int(cfg.get("channels") or 0) or None, registry=registry,
+    opts = dict(seed=int(cfg.get("seed", 0)), channels=int(cfg.get("image_channels") or 0) or None, registry=registry,
                 cache=bool(cfg.get("data_cache", True)), skip_bad_images=bool(cfg.get("skip_bad_images", False)),
                 progress=progress, workers=int(cfg.get("data_workers") or 0))
     if not load and scale == 1.0:

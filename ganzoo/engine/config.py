@@ -53,7 +53,7 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "channels_last": (bool, False, "networks and image batches in channels-last (NHWC) memory order"),
     "compile": (bool, False, "torch.compile the generators (and the critics when the run has no penalty)"),
     # data (ganzoo/data: cache, decoding, augmentation)
-    "channels": (int, 0, "image channels: 1 (grey) or 3 (RGB); 0: the data's own"),
+    "image_channels": (int, 0, "image channels (--channels): 1 (grey) or 3 (RGB); 0: the data's own"),
     "data_cache": (bool, True, "keep decoded image sets in the data cache ($GANZOO_CACHE, 'ganzoo cache')"),
     "data_workers": (int, 0, "threads decoding image files (0: every core)"),
     "skip_bad_images": (bool, False, "leave unreadable image files out (listed in skipped_images.txt) instead of stopping"),
@@ -281,7 +281,8 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(0.0 <= cfg["lr_decay"] <= 1.0, f"lr_decay must be in [0, 1] (a fraction of the run), got {cfg['lr_decay']}")
     need(cfg["image_size"] >= 0, f"--image-size must be positive, got {cfg['image_size']}")
     need(cfg["eval_samples"] >= 1, "eval_samples must be positive")
-    need(cfg["channels"] in (0, 1, 3), f"--channels must be 1 (grey) or 3 (RGB), got {cfg['channels']}")
+    need(cfg["image_channels"] in (0, 1, 3),
+         f"--channels (image_channels) must be 1 (grey) or 3 (RGB), got {cfg['image_channels']}")
     need(cfg["augment"] in ("none", "flip"), f"--set augment must be none or flip, got '{cfg['augment']}'")
     need(cfg["load_size"] >= 0, f"--set load_size must be a positive size in pixels or 0 (off), got {cfg['load_size']}")
     need(cfg["load_scale"] >= 1.0, f"--set load_scale must be at least 1 (1: off), got {cfg['load_scale']}")
