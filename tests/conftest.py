@@ -78,12 +78,17 @@ def assert_user_error(r: Result, *fragments: str) -> str:
     return lines[0]
 
 
-@pytest.fixture(autouse=True)
-def _data_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own decoded-data cache folder: tests never touch ~/.cache/ganzoo."""
-    folder = tmp_path_factory.mktemp("ganzoo-cache")
-    monkeypatch.setenv("GANZOO_CACHE", str(folder))
-    return folder
+@pytest.fixture(scope="session", autouse=True)
+def _ganzoo_cache(tmp_path_factory):
+    """A cache folder for the session (decoded data sets, classifiers): tests never touch
+    ~/.cache/ganzoo. Modules that need their own set GANZOO_CACHE over it."""
+    old = os.environ.get("GANZOO_CACHE")
+    os.environ["GANZOO_CACHE"] = str(tmp_path_factory.mktemp("ganzoo-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GANZOO_CACHE", None)
+    else:
+        os.environ["GANZOO_CACHE"] = old
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,12 @@ from conftest import assert_user_error
 SPECS = {s.name: s for s in ganzoo_datasets()}
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test here counts cache entries: give it an empty cache folder of its own."""
+    monkeypatch.setenv("GANZOO_CACHE", str(tmp_path / "ganzoo-cache"))
+
+
 def load(name, path, **kw) -> Dataset:
     return SPECS[name].load(DataRequest(name=name, path=str(path), progress=False, **kw))
 
@@ -87,7 +93,13 @@ def test_a_changed_file_rebuilds_and_drops_the_stale_entry(tmp_path):
     load("folder", data, image_size=8)
     assert len(entries()) == 1 and entries() != sorted(set(old))
     picture(data / "img_99.png", 5)  # a file added
-    assert len(load("folder", data, image_size=8)) == 7
+    assert len(load("folder", data, image_size=8)) == 7 and len(entries()) == 1
+    labelled = tmp_path / "classes"
+    picture(labelled / "a" / "1.png", 1)
+    picture(labelled / "b" / "2.png", 2)
+    load("folder", labelled, image_size=8)
+    picture(labelled / "a" / "3.png", 3)  # new labels too: still replaces the entry of that folder
+    assert load("folder", labelled, image_size=8).y.tolist() == [0, 0, 1] and len(entries()) == 2
 
 
 def test_a_truncated_cache_file_is_rebuilt_with_one_warning(tmp_path, capsys):

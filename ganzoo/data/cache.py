@@ -108,7 +108,9 @@ def cached_array(description: Mapping[str, Any], build: Callable[[Allocator], Ma
         return _build_in_memory(build)
     stamps = file_stamps(sources, root)
     key = _digest({"description": desc, "sources": stamps})
-    family = _digest(desc)
+    # entries of one family differ only in their sources (labels follow from the files): a new one
+    # replaces the others
+    family = _digest({k: v for k, v in desc.items() if k != "labels"})
     folder = cache_dir()
     try:
         try:
