@@ -103,7 +103,10 @@ def cyclegan_config(steps, **run):
 def test_cyclegan_defaults_follow_the_reference_implementation(cyclegan_only, tmp_path):
     cfg = cyclegan_config(2)
     assert cfg["augment"] == "flip" and cfg["load_scale"] == pytest.approx(286 / 256)
-    run = Trainer(cfg, RunDir(tmp_path / "run"), quiet=True)
+    assert cfg["augment_min_size"] == 64
+    small = Trainer(cfg, RunDir(tmp_path / "small"), quiet=True)  # 8 px digits: below 64 px, left alone
+    assert small.p.train_data is small.p.dataset and not small.loader.augment.active
+    run = Trainer(cyclegan_config(2, augment_min_size=0), RunDir(tmp_path / "run"), quiet=True)
     assert run.p.train_data.info.height == 9 and run.p.dataset.info.height == 8  # round(8 * 286/256)
     assert run.p.dataset.x.shape[-1] == 8 and run.p.train_data.x.shape[-1] == 9  # metrics see the centre crop
     assert run.loader.augment.flip and run.loader.augment.crop == 8
@@ -149,7 +152,7 @@ def test_flip_and_crop_resume_bit_exact(monkeypatch, tmp_path):
 def test_info_shows_the_augmentation_defaults(cyclegan_only):
     r = invoke("info", "cyclegan")
     assert r.code == 0, r.err
-    assert "augment=flip" in r.out and "load_scale=1.1171875" in r.out
+    assert "augment=flip" in r.out and "load_scale=1.1171875" in r.out and "augment_min_size=64" in r.out
 
 
 def test_augment_settings_are_checked(cyclegan_only, tmp_path):
@@ -160,3 +163,15 @@ def test_augment_settings_are_checked(cyclegan_only, tmp_path):
     assert_user_error(invoke("train", "cyclegan", "--image-size", 16, "--set", "load_size=12", "--steps", 1,
                              "--set", "ngf=4", "--set", "ndf=4", "--out", tmp_path / "b"),
                       "load_size 12 is smaller than the image size 16")
+
+
+def test_augment_min_size_leaves_small_images_alone(monkeypatch, tmp_path):
+    monkeypatch.setenv(ALLOW_ENV, "vanilla,losses,datasets")
+    reset_registry()
+    on = Trainer(vanilla_config(1, augment="flip", load_scale=1.25, augment_min_size=8), RunDir(tmp_path / "a"), quiet=True)
+    assert on.loader.augment.flip and on.loader.augment.crop == 8 and on.p.train_data.info.height == 10
+    off = Trainer(vanilla_config(1, augment="flip", load_scale=1.25, augment_min_size=9), RunDir(tmp_path / "b"), quiet=True)
+    assert not off.loader.augment.active and off.p.train_data is off.p.dataset
+    forced = Trainer(vanilla_config(1, load_size=10, augment_min_size=9), RunDir(tmp_path / "c"), quiet=True)
+    assert forced.loader.augment.crop == 8  # an explicit load_size always applies
+    reset_registry()

@@ -60,6 +60,8 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "augment": (str, "none", "per-batch augmentation on the device: none or flip (random horizontal flip)"),
     "load_size": (int, 0, "decode images at this size and train on random image_size crops (0: off)"),
     "load_scale": (float, 1.0, "load_size as a multiple of image_size, when load_size is 0 (1: off)"),
+    "augment_min_size": (int, 0, "augment and load_scale apply only to images of at least this many pixels "
+                         "(0: any size); an explicit load_size always applies"),
 }
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -286,6 +288,7 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(cfg["augment"] in ("none", "flip"), f"--set augment must be none or flip, got '{cfg['augment']}'")
     need(cfg["load_size"] >= 0, f"--set load_size must be a positive size in pixels or 0 (off), got {cfg['load_size']}")
     need(cfg["load_scale"] >= 1.0, f"--set load_scale must be at least 1 (1: off), got {cfg['load_scale']}")
+    need(cfg["augment_min_size"] >= 0, f"--set augment_min_size must be 0 or more pixels, got {cfg['augment_min_size']}")
     need(cfg["data_workers"] >= 0, f"--set data_workers must be 0 (every core) or more, got {cfg['data_workers']}")
     dev = cfg["device"]
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), f"--device must be auto, cpu, cuda or cuda:N, got '{dev}'")
