@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -331,3 +332,51 @@ def test_channels_option_leaves_a_hyper_parameter_named_channels_to_set():
         run, hps = flatten_user(spec, {}, {"image_channels": 1, "data": "digits"})
         cfg = resolve(reg, spec, run, {"channels": 8})
         assert cfg["image_channels"] == 1 and cfg["hparams"]["channels"] == 8
+
+
+def test_processes_wanting_one_entry_at_once_decode_it_once(tmp_path, monkeypatch):
+    """The lock file: two loaders (threads here; processes of a multi-process run alike) start
+    together, one decodes, the other waits and maps the result."""
+    import threading
+
+    import ganzoo.data.files as files
+
+    data = flat(tmp_path / "faces", n=4)
+    calls = []
+    real = files.decode_images
+
+    def slow_decode(*a, **k):
+        calls.append(1)
+        time.sleep(0.3)  # the other thread arrives while this one decodes
+        return real(*a, **k)
+
+    monkeypatch.setattr(files, "decode_images", slow_decode)
+    out = []
+    threads = [threading.Thread(target=lambda: out.append(load("folder", data, image_size=8))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(out) == 2 and len(calls) == 1 and torch.equal(out[0].x, out[1].x)
+
+
+def test_an_interrupted_decode_leaves_no_entry(tmp_path):
+    def build(alloc):
+        alloc((3, 1, 2, 2))[:] = 7
+        raise KeyboardInterrupt  # killed half-way
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_array({"source": "x"}, build)
+    assert sorted(p.name for p in cache_dir().iterdir() if not p.name.endswith(".lock")) == []
+    got = cached_array({"source": "x"}, lambda alloc: alloc((3, 1, 2, 2)).fill(5))
+    assert not got.hit and int(got.array.sum()) == 60
+    assert cached_array({"source": "x"}, build).hit  # valid now: build is not called again
+
+
+def test_decoding_reports_its_rate_unless_quiet(cli, tmp_path):
+    data = flat(tmp_path / "faces", n=3)
+    r = cli("train", "vanilla", "--data", f"folder:{data}", "--image-size", 8, "--steps", 1, "--out", tmp_path / "a")
+    assert r.code == 0 and "ganzoo: decoded 3 images (8x8, 3 channels)" in r.err and "images/s" in r.err
+    assert "cached in" in r.err
+    r = cli("train", "vanilla", "--data", f"folder:{data}", "--image-size", 8, "--steps", 1, "--out", tmp_path / "b")
+    assert r.code == 0 and "decoded" not in r.err  # a cache hit decodes nothing
