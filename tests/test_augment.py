@@ -175,3 +175,18 @@ def test_augment_min_size_leaves_small_images_alone(monkeypatch, tmp_path):
     forced = Trainer(vanilla_config(1, load_size=10, augment_min_size=9), RunDir(tmp_path / "c"), quiet=True)
     assert forced.loader.augment.crop == 8  # an explicit load_size always applies
     reset_registry()
+
+
+def test_two_processes_draw_the_augmentation_of_the_global_batch(tmp_path):
+    """With torchrun the flips and crops are drawn for the global batch and sliced per process, so
+    2 processes train as 1 does (the data-parallel engine's world-size invariance)."""
+    from test_distributed import TOL, launch, max_diff, ok, state, train1
+
+    args = ["vanilla", "--device", "cpu", "--data", "digits", "--image-size", 8, "--batch-size", 16, "--set",
+            "hidden=16", "--set", "layers=2", "--set", "augment=flip", "--set", "load_size=10", "--set",
+            "eval_samples=200", "--quiet", "--steps", 3]
+    train1("train", *args, "--out", tmp_path / "one")
+    ok(launch("train", *args, "--out", tmp_path / "two", cwd=tmp_path))
+    one, two = state(tmp_path / "one"), state(tmp_path / "two")
+    assert torch.equal(one["rng"]["augment"]["gen"], two["rng"]["augment"]["gen"])
+    assert max_diff(one["nets"], two["nets"]) <= TOL
