@@ -8,7 +8,19 @@ module.
 from __future__ import annotations
 
 from . import hookimpl
-from .data.base import Batch, DataInfo, DataRequest, Dataset
+from .data.base import Batch, DataInfo, DataRequest, Dataset, as_float
+from .data.cache import Cached, cache_dir, cached_array
+from .data.files import ImageSet, load_image_files
+from .data.images import (
+    IMAGE_EXTS,
+    RESIZE_MODE,
+    decode_images,
+    default_workers,
+    list_images,
+    read_image,
+    square_resize,
+    warn,
+)
 from .engine.context import Preview, Step, StepContext, set_requires_grad
 from .errors import GanzooError
 from .nn import conv_plan, down_stack, init_weights, stage_widths, up_stack
@@ -26,6 +38,20 @@ __all__ = [
     "hookimpl",
     "ArchitectureSpec",
     "Batch",
+    "Cached",
+    "IMAGE_EXTS",
+    "ImageSet",
+    "RESIZE_MODE",
+    "as_float",
+    "cache_dir",
+    "cached_array",
+    "decode_images",
+    "default_workers",
+    "list_images",
+    "load_image_files",
+    "read_image",
+    "square_resize",
+    "warn",
     "DataInfo",
     "DataRequest",
     "Dataset",

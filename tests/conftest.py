@@ -78,6 +78,19 @@ def assert_user_error(r: Result, *fragments: str) -> str:
     return lines[0]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _ganzoo_cache(tmp_path_factory):
+    """A cache folder for the session (decoded data sets, classifiers): tests never touch
+    ~/.cache/ganzoo. Modules that need their own set GANZOO_CACHE over it."""
+    old = os.environ.get("GANZOO_CACHE")
+    os.environ["GANZOO_CACHE"] = str(tmp_path_factory.mktemp("ganzoo-cache"))
+    yield
+    if old is None:
+        os.environ.pop("GANZOO_CACHE", None)
+    else:
+        os.environ["GANZOO_CACHE"] = old
+
+
 @pytest.fixture(scope="module")
 def cli():
     """``cli(*args) -> Result``: the CLI in-process with only the core plugins loaded."""

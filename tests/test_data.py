@@ -209,10 +209,11 @@ def test_folder_classes(tmp_path):
 def test_folder_unreadable_and_empty(tmp_path):
     png(tmp_path / "a" / "ok.png", (0, 0, 0))
     (tmp_path / "a" / "broken.png").write_bytes(b"not really a png")
-    with pytest.raises(GanzooError, match=r"cannot read image .*broken\.png.*remove or fix it"):
+    with pytest.raises(GanzooError, match=r"1 of 2 image files cannot be read: .*broken\.png \(cannot identify"):
         load("folder", tmp_path, image_size=8)
-    with pytest.raises(GanzooError, match="no class sub-folders"):
-        load("folder", tmp_path / "a")
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(GanzooError, match="no images"):
+        load("folder", tmp_path / "empty")
     with pytest.raises(GanzooError, match="does not exist"):
         load("folder", tmp_path / "missing")
 

@@ -19,6 +19,8 @@ COMMON = [
     (("--lr",), dict(type=float, help="Learning rate of both G and D (--set lr_g=/lr_d= for each).")),
     (("--seed",), dict(type=int, help="Random seed; the same seed on CPU gives identical losses and samples.")),
     (("--image-size", "image_size"), dict(type=int, help="Resize images to this many pixels square.")),
+    (("--channels", "image_channels"), dict(type=click.Choice(["1", "3"]),
+                                            help="Image channels: 1 (grey) or 3 (RGB); default: the data's own.")),
     (("--device",), dict(help="auto (default), cpu, cuda or cuda:N.")),
     (("--out",), dict(type=click.Path(file_okay=False), help="Run directory (default runs/ARCH-TIMESTAMP).")),
     (("--config", "config_file"), dict(type=click.Path(dir_okay=False), help="TOML file of settings (a run's config.toml works).")),
@@ -71,7 +73,8 @@ def _hparam_option(h):
 
 def make_arch_command(spec) -> click.Command:
     params = [click.Option(list(decls), **kw) for decls, kw in COMMON]
-    taken = {p.name for p in params}
+    # a hyper-parameter whose name or flag a shared option already uses stays reachable with --set
+    taken = {p.name for p in params} | {o.lstrip("-").replace("-", "_") for p in params for o in p.opts}
     params += [_hparam_option(h) for h in spec.hparams if h.name not in taken]
     hp_names = [h.name for h in spec.hparams if h.name not in taken]
 
@@ -124,7 +127,7 @@ def distributed_launch(nproc: int) -> int:
 
 
 def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, seed, image_size, device, out,
-                  config_file, assignments, resume, quiet):
+                  config_file, assignments, resume, quiet, image_channels=None):
     from ..engine.config import flatten_user, parse_assignment, read_config_file, resolve
     from ..engine.rundir import RunDir
     from ..engine.trainer import Trainer
@@ -132,7 +135,8 @@ def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, s
 
     reg = get_registry()
     cli = dict(loss=loss, penalty=penalty, data=data, steps=steps, batch_size=batch_size, seed=seed,
-               image_size=image_size, device=device)
+               image_size=image_size, device=device,
+               image_channels=None if image_channels is None else int(image_channels))
     if lr is not None:
         cli.update(lr_g=lr, lr_d=lr)
     sets = [parse_assignment(spec, a) for a in assignments]

@@ -17,13 +17,24 @@ from ..errors import GanzooError
 
 @dataclass(frozen=True)
 class DataRequest:
-    """What the user asked for. ``image_size`` None means the data's native size."""
+    """What the user asked for. ``image_size`` None means the data's native size.
+
+    The last four fields are for loaders that decode files (see :func:`ganzoo.api.load_image_files`):
+    ``cache`` -- use the decoded data cache (``--set data_cache=false`` turns it off);
+    ``skip_bad_images`` -- leave unreadable files out (with one warning) instead of stopping;
+    ``progress`` -- show a progress bar and a summary line on stderr (off with ``--quiet``);
+    ``workers`` -- decoding threads (0: every core this process may use).
+    """
 
     name: str
     path: str | None = None
     image_size: int | None = None
     channels: int | None = None
     seed: int = 0
+    cache: bool = True
+    skip_bad_images: bool = False
+    progress: bool = True
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,9 @@ class DataInfo:
     dim: int = 0  # points: 2
     num_classes: int = 0
     class_names: tuple[str, ...] = ()
+    # The source's own image sizes as (height, width), most common first (empty: not known); a set
+    # resized to ``height`` x ``width`` still reports the sizes its files have.
+    native_sizes: tuple[tuple[int, int], ...] = ()
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -58,6 +72,11 @@ class Batch:
             return None if t is None else t.to(device, non_blocking=True)
 
         return Batch(mv(self.real), mv(self.labels), mv(self.real_b), mv(self.labels_b))
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255] -> float32 in [-1, 1]; float tensors are returned as they are."""
+    return _as_float(x)
 
 
 def _as_float(x: torch.Tensor) -> torch.Tensor:
@@ -99,13 +118,16 @@ class Dataset:
     def len_b(self) -> int:
         return 0 if self.x_b is None else len(self.x_b)
 
-    def get(self, idx: torch.Tensor, idx_b: torch.Tensor | None = None) -> Batch:
-        """Samples at ``idx`` (and domain-B samples at ``idx_b``), images as float in [-1, 1]."""
-        real = _as_float(self.x[idx])
+    def get(self, idx: torch.Tensor, idx_b: torch.Tensor | None = None, as_float: bool = True) -> Batch:
+        """Samples at ``idx`` (and domain-B samples at ``idx_b``), images as float in [-1, 1]
+        (``as_float=False``: as stored, e.g. uint8, for a cheaper copy to the device; see
+        :func:`as_float`). Only the rows asked for are read, so a memory-mapped set stays on disk."""
+        conv = _as_float if as_float else (lambda t: t)
+        real = conv(self.x[idx])
         labels = None if self.y is None else self.y[idx]
         real_b = labels_b = None
         if self.x_b is not None and idx_b is not None:
-            real_b = _as_float(self.x_b[idx_b])
+            real_b = conv(self.x_b[idx_b])
             labels_b = None if self.y_b is None else self.y_b[idx_b]
         return Batch(real, labels, real_b, labels_b)
 

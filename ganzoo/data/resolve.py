@@ -23,7 +23,9 @@ def parse_data_arg(text: str) -> tuple[str, str | None]:
 
 
 def load_dataset(text: str, image_size: int | None = None, seed: int = 0, channels: int | None = None,
-                 registry: "Registry | None" = None) -> Dataset:
+                 registry: "Registry | None" = None, **options) -> Dataset:
+    """Load ``--data`` TEXT (NAME or FORMAT:PATH). ``options`` are the other :class:`DataRequest`
+    fields: ``cache``, ``skip_bad_images``, ``progress``, ``workers``."""
     from ..registry import get_registry
 
     registry = registry or get_registry()
@@ -42,7 +44,8 @@ def load_dataset(text: str, image_size: int | None = None, seed: int = 0, channe
         if not p.exists():
             raise GanzooError(f"--data {name}:{path}: {p} does not exist; check the path")
         path = str(p)
-    dataset = spec.load(DataRequest(name=name, path=path, image_size=image_size, channels=channels, seed=seed))
+    dataset = spec.load(DataRequest(name=name, path=path, image_size=image_size, channels=channels, seed=seed,
+                                    **options))
     if not isinstance(dataset, Dataset):
         raise GanzooError(f"data set plugin '{name}' returned {type(dataset).__name__}, not a Dataset; report this to its plugin")
     return dataset

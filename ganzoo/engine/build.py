@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data.base import Dataset
-from ..data.resolve import load_dataset
+from ..data.augment import load_run_data
 from ..errors import GanzooError
 from ..registry import Registry, get_registry
 from ..specs import ArchitectureSpec
@@ -42,6 +42,13 @@ class RunParts:
     ctx: StepContext
     device: torch.device
     ema: dict[str, nn.Module] = field(default_factory=dict)
+    # what training batches are drawn from: ``dataset`` itself, or the same set at a larger load size
+    # that batches are randomly cropped from (``load_size``; ``dataset`` is then its centre crop)
+    train_data: Dataset | None = None
+
+    def __post_init__(self) -> None:
+        if self.train_data is None:
+            self.train_data = self.dataset
 
     @property
     def generator_nets(self) -> tuple[str, ...]:
@@ -53,15 +60,16 @@ class RunParts:
 
 
 def build_run(cfg: Mapping[str, Any], registry: Registry | None = None, device: str | None = None,
-              dataset: Dataset | None = None) -> RunParts:
+              dataset: Dataset | None = None, quiet: bool = False) -> RunParts:
     registry = registry or get_registry()
     spec: ArchitectureSpec = registry.get("architecture", cfg["arch"])
     loss = registry.get("loss", cfg["loss"])
     penalty = None if cfg.get("penalty", "none") in ("none", "", None) else registry.get("penalty", cfg["penalty"])
     dev = pick_device(device or cfg.get("device", "auto"))
 
+    train_data = dataset
     if dataset is None:
-        dataset = load_dataset(cfg["data"], image_size=cfg.get("image_size") or None, seed=cfg.get("seed", 0), registry=registry)
+        dataset, train_data = load_run_data(cfg, registry, progress=not quiet)
     info = dataset.info
     if info.kind not in spec.data_kinds:
         raise GanzooError(
@@ -103,7 +111,7 @@ def build_run(cfg: Mapping[str, Any], registry: Registry | None = None, device: 
         penalty_weight=float(cfg.get("penalty_weight", 0.0)) if penalty else 0.0,
         generator=noise, total_steps=int(cfg.get("steps", 0)),
     )
-    parts = RunParts(dict(cfg), spec, dataset, nets, step, ctx, dev)
+    parts = RunParts(dict(cfg), spec, dataset, nets, step, ctx, dev, train_data=train_data)
     if float(cfg.get("ema", 0.0)) > 0:
         parts.ema = {n: copy.deepcopy(nets[n]).eval().requires_grad_(False) for n in parts.generator_nets}
     return parts

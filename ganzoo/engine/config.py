@@ -52,6 +52,16 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "fused_adam": (bool, True, "CUDA: Adam's fused kernel"),
     "channels_last": (bool, False, "networks and image batches in channels-last (NHWC) memory order"),
     "compile": (bool, False, "torch.compile the generators (and the critics when the run has no penalty)"),
+    # data (ganzoo/data: cache, decoding, augmentation)
+    "image_channels": (int, 0, "image channels (--channels): 1 (grey) or 3 (RGB); 0: the data's own"),
+    "data_cache": (bool, True, "keep decoded image sets in the data cache ($GANZOO_CACHE, 'ganzoo cache')"),
+    "data_workers": (int, 0, "threads decoding image files (0: every core)"),
+    "skip_bad_images": (bool, False, "leave unreadable image files out (listed in skipped_images.txt) instead of stopping"),
+    "augment": (str, "none", "per-batch augmentation on the device: none or flip (random horizontal flip)"),
+    "load_size": (int, 0, "decode images at this size and train on random image_size crops (0: off)"),
+    "load_scale": (float, 1.0, "load_size as a multiple of image_size, when load_size is 0 (1: off)"),
+    "augment_min_size": (int, 0, "augment and load_scale apply only to images of at least this many pixels "
+                         "(0: any size); an explicit load_size always applies"),
 }
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -273,5 +283,12 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(0.0 <= cfg["lr_decay"] <= 1.0, f"lr_decay must be in [0, 1] (a fraction of the run), got {cfg['lr_decay']}")
     need(cfg["image_size"] >= 0, f"--image-size must be positive, got {cfg['image_size']}")
     need(cfg["eval_samples"] >= 1, "eval_samples must be positive")
+    need(cfg["image_channels"] in (0, 1, 3),
+         f"--channels (image_channels) must be 1 (grey) or 3 (RGB), got {cfg['image_channels']}")
+    need(cfg["augment"] in ("none", "flip"), f"--set augment must be none or flip, got '{cfg['augment']}'")
+    need(cfg["load_size"] >= 0, f"--set load_size must be a positive size in pixels or 0 (off), got {cfg['load_size']}")
+    need(cfg["load_scale"] >= 1.0, f"--set load_scale must be at least 1 (1: off), got {cfg['load_scale']}")
+    need(cfg["augment_min_size"] >= 0, f"--set augment_min_size must be 0 or more pixels, got {cfg['augment_min_size']}")
+    need(cfg["data_workers"] >= 0, f"--set data_workers must be 0 (every core) or more, got {cfg['data_workers']}")
     dev = cfg["device"]
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), f"--device must be auto, cpu, cuda or cuda:N, got '{dev}'")

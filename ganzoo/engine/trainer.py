@@ -17,6 +17,8 @@ import torch
 
 from .. import __version__
 from ..errors import GanzooError
+from ..data.augment import make_augment
+from ..data.loader import BatchLoader, write_skipped_images
 from .build import RunParts, build_run, load_weights
 from .checkpoint import load_checkpoint, save_checkpoint
 from .context import set_requires_grad
@@ -77,13 +79,18 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.quiet = quiet
         distributed.init()  # under torchrun: join the process group (no-op in one process)
-        self.p = parts or build_run(self.cfg, device=distributed.process_device(str(self.cfg.get("device", "auto"))))
+        self.p = parts or build_run(self.cfg, device=distributed.process_device(str(self.cfg.get("device", "auto"))),
+                                           quiet=quiet)
         self.start_step = 0
         self.stop_requested = False  # set by anything (a callback); every process stops at the same step end
         self.dist = self._parallel()
         seed = int(self.cfg.get("seed", 0))
         self.sampler = Sampler(len(self.p.dataset), seed + 2)
         self.sampler_b = Sampler(self.p.dataset.len_b, seed + 3) if self.p.dataset.len_b else None
+        # data hook: batches gathered ahead in a thread, augmented on the device (ganzoo/data/loader.py)
+        self.loader = BatchLoader(self.p.train_data, self.sampler, self.sampler_b, int(self.cfg["batch_size"]),
+                                  self.p.device, make_augment(self.cfg, self.p.dataset, self.p.train_data),
+                                  local=self.dist.local)
         self.opt = {g: self._optimizer(g) for g in ("G", "D")}
         self.base_lr = {g: [pg["lr"] for pg in self.opt[g].param_groups] for g in ("G", "D")}
         self.fixed = self.p.step.fixed_inputs(self.p.ctx, self.p.dataset, 64, seed + 4)
@@ -124,9 +131,7 @@ class Trainer:
                 torch.cuda.set_rng_state_all(rng["cuda"])
             if self.p.device.type == rng.get("noise_device", "cpu"):
                 self.p.ctx.generator.set_state(rng["noise"])
-            self.sampler.load_state_dict(rng["sampler"])
-            if self.sampler_b is not None:
-                self.sampler_b.load_state_dict(rng["sampler_b"])
+            self.loader.load_state_dict(rng)  # samplers and augmentation
             self.p.step.load_state_dict(state.get("step_state", {}))
         except (KeyError, ValueError, RuntimeError) as exc:
             raise GanzooError(f"checkpoint {self.rd.checkpoint_path} is incomplete ({exc}); start a new run") from None
@@ -146,8 +151,7 @@ class Trainer:
                 "cuda": torch.cuda.get_rng_state_all() if p.device.type == "cuda" else [],
                 "noise": p.ctx.generator.get_state(),
                 "noise_device": p.device.type,
-                "sampler": self.sampler.state_dict(),
-                "sampler_b": self.sampler_b.state_dict() if self.sampler_b else {},
+                **self.loader.state_dict(),  # "sampler", "sampler_b" (and "augment" when on)
             },
             "step_state": p.step.state_dict(),
         }
@@ -155,9 +159,8 @@ class Trainer:
     # -- pieces of the loop ---------------------------------------------------------------------
     def next_batch(self):
         # the sampler draws the global batch's indices in every process; each gathers its own rows
-        idx = self.dist.local(self.sampler.next(int(self.cfg["batch_size"])))
-        idx_b = self.dist.local(self.sampler_b.next(int(self.cfg["batch_size"]))) if self.sampler_b else None
-        batch = self.p.dataset.get(idx, idx_b).to(self.p.device)
+        # (the loader slices them with self.dist.local, one batch ahead in a thread; ganzoo/data/loader.py)
+        batch = self.loader.next()
         if self.cfg.get("channels_last") and batch.real.dim() == 4:
             from .accel import to_channels_last
 
@@ -269,6 +272,7 @@ class Trainer:
             self.rd.create()
             self.rd.write_config(cfg)
             self.rd.truncate_metrics_after(self.start_step)
+            write_skipped_images(self.rd.path, self.p.train_data)
         sample_every = _every(int(cfg["sample_every"]), total, 10)
         ckpt_every = _every(int(cfg["checkpoint_every"]), total, 4)
         log_every = max(1, int(cfg["log_every"]))
@@ -319,6 +323,7 @@ class Trainer:
                     break
         finally:
             bar.close()
+            self.loader.close()
         self.results["seconds"] = round(time.perf_counter() - t0, 2)
         self.results["steps"] = self.results.get("stopped_at", total)
         if is_main() and "stopped_at" not in self.results:

@@ -1,19 +1,19 @@
-"""Shared helpers for the data loaders: paths, image reading, resizing, channel conversion."""
+"""Shared helpers for the built-in loaders: paths, cached arrays, resizing, channel conversion."""
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ganzoo import GanzooError
-from ganzoo.api import DataInfo, DataRequest
+from ganzoo.api import RESIZE_MODE, DataInfo, DataRequest, cached_array, default_workers, square_resize
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 DEFAULT_FILE_IMAGE_SIZE = 64
 
 
@@ -36,56 +36,44 @@ def check_request(request: DataRequest) -> None:
         raise GanzooError(f"--channels must be 1 or 3 for image data, got {request.channels}")
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively, hidden entries skipped), sorted."""
-    out = []
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in files:
-            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTS):
-                out.append(Path(root) / name)
-    return sorted(out)
+def cached_arrays(request: DataRequest, fmt: str, sources: Sequence[Path], read: Callable[[], tuple]) -> tuple:
+    """``read() -> (x uint8 [N, C, H, W], y int64 [N] or None, meta dict)`` for a format stored as
+    arrays (IDX, CIFAR-10), resized to the request's size and converted to its channels, through the
+    decoded data cache: later runs map the result instead of reading and resizing again.
+    Returns (x, y, meta) with ``meta["native_sizes"]`` added."""
+    description = {"kind": f"{fmt}-arrays", "source": f"{fmt}:{request.path}", "size": request.image_size,
+                   "channels": request.channels, "resize": RESIZE_MODE}
+
+    def build(alloc):
+        x, y, meta = read()
+        native = [[int(x.shape[2]), int(x.shape[3]), int(x.shape[0])]]
+        x = to_channels(resize_uint8(x, request.image_size, request.workers), request.channels)
+        alloc(tuple(x.shape))[:] = x.numpy()
+        return {**meta, "labels": None if y is None else y.tolist(), "native_sizes": native}
+
+    got = cached_array(description, build, sources=sources, enabled=request.cache, label=f"{fmt}:{request.path}")
+    meta = dict(got.meta)
+    labels = meta.pop("labels")
+    meta["native_sizes"] = tuple((h, w) for h, w, _ in meta["native_sizes"])
+    y = None if labels is None else torch.tensor(labels, dtype=torch.int64)
+    return torch.from_numpy(got.array), y, meta
 
 
-def _square_resize(img: Image.Image, size: int) -> Image.Image:
-    w, h = img.size
-    if w != h:  # centre-crop to a square first so the aspect ratio is kept
-        s = min(w, h)
-        left, top = (w - s) // 2, (h - s) // 2
-        img = img.crop((left, top, left + s, top + s))
-    if img.size != (size, size):
-        # Pillow's resampling filters widen their support when shrinking, so BILINEAR is
-        # area-aware for downsampling and smooth for upsampling.
-        img = img.resize((size, size), Image.BILINEAR)
-    return img
-
-
-def read_images(files: Sequence[Path], size: int, channels: int) -> torch.Tensor:
-    """Read, convert (RGB or L), centre-crop and resize image files into a uint8 ``[N, C, size, size]``."""
-    mode = "L" if channels == 1 else "RGB"
-    out = np.empty((len(files), size, size, channels), dtype=np.uint8)
-    for i, f in enumerate(files):
-        try:
-            with Image.open(f) as img:
-                img.load()
-                arr = np.asarray(_square_resize(img.convert(mode), size), dtype=np.uint8)
-        except Exception as e:  # PIL raises many types (OSError, ValueError, DecompressionBombError, ...)
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise GanzooError(f"cannot read image {f}: {msg}; remove or fix it") from None
-        out[i] = arr.reshape(size, size, channels)
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
-
-
-def resize_uint8(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    """Resize uint8 ``[N, C, H, W]`` images to ``size``x``size`` with PIL (no-op when None or equal)."""
+def resize_uint8(x: torch.Tensor, size: int | None, workers: int = 0) -> torch.Tensor:
+    """Resize uint8 ``[N, C, H, W]`` images to ``size``x``size`` with PIL (no-op when None or equal),
+    in ``workers`` threads (0: every core; Pillow releases the GIL while resizing)."""
     if size is None or (x.shape[-1] == size and x.shape[-2] == size):
         return x
     n, c = x.shape[0], x.shape[1]
     arr = x.permute(0, 2, 3, 1).numpy()
     out = np.empty((n, size, size, c), dtype=np.uint8)
-    for i in range(n):
+
+    def one(i: int) -> None:
         img = Image.fromarray(arr[i, :, :, 0] if c == 1 else arr[i], mode="L" if c == 1 else "RGB")
-        out[i] = np.asarray(_square_resize(img, size), dtype=np.uint8).reshape(size, size, c)
+        out[i] = np.asarray(square_resize(img, size), dtype=np.uint8).reshape(size, size, c)
+
+    with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+        list(pool.map(one, range(n), chunksize=256))
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
@@ -102,9 +90,11 @@ def to_channels(x: torch.Tensor, channels: int | None) -> torch.Tensor:
     raise GanzooError(f"cannot convert {c}-channel images to {channels} channels; use --channels 1 or 3")
 
 
-def image_info(kind: str, name: str, x: torch.Tensor, class_names: Iterable[str] = ()) -> DataInfo:
+def image_info(kind: str, name: str, x: torch.Tensor, class_names: Iterable[str] = (),
+               native_sizes: Iterable[tuple[int, int]] = ()) -> DataInfo:
     names = tuple(class_names)
     return DataInfo(
+        native_sizes=tuple(native_sizes),
         kind=kind,
         name=name,
         channels=int(x.shape[1]),

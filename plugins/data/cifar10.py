@@ -17,7 +17,7 @@ import torch
 from ganzoo import GanzooError
 from ganzoo.api import DataRequest, Dataset
 
-from ._util import check_request, image_info, need_path, resize_uint8, to_channels
+from ._util import cached_arrays, check_request, image_info, need_path
 
 LAYOUT = "the extracted cifar-10-batches-py folder (data_batch_1..5, batches.meta)"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -114,13 +114,20 @@ def _class_names(folder: Path, num: int) -> tuple[str, ...]:
 def load_cifar10(request: DataRequest) -> Dataset:
     check_request(request)
     folder = _find_folder(need_path(request, "cifar10", LAYOUT))
-    parts = [_read_batch(folder / b) for b in TRAIN_BATCHES if (folder / b).is_file()]
-    data = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    if labels.min() < 0:
-        raise GanzooError(f"cifar10: negative label in {folder}; re-download the batches")
-    x = torch.from_numpy(np.ascontiguousarray(data.reshape(-1, 3, 32, 32)))
-    y = torch.from_numpy(labels)
-    x = to_channels(resize_uint8(x, request.image_size), request.channels)
-    names = _class_names(folder, int(labels.max()) + 1)
-    return Dataset(info=image_info("image", f"cifar10:{request.path}", x, names), x=x, y=y)
+    batches = [folder / b for b in TRAIN_BATCHES if (folder / b).is_file()]
+    meta_file = folder / "batches.meta"
+
+    def read():
+        parts = [_read_batch(b) for b in batches]
+        data = np.concatenate([p[0] for p in parts])
+        labels = np.concatenate([p[1] for p in parts])
+        if labels.min() < 0:
+            raise GanzooError(f"cifar10: negative label in {folder}; re-download the batches")
+        x = torch.from_numpy(np.ascontiguousarray(data.reshape(-1, 3, 32, 32)))
+        return x, torch.from_numpy(labels), {"class_names": list(_class_names(folder, int(labels.max()) + 1))}
+
+    sources = batches + ([meta_file] if meta_file.is_file() else [])
+    x, y, meta = cached_arrays(request, "cifar10", sources, read)
+    names = tuple(meta["class_names"])
+    info = image_info("image", f"cifar10:{request.path}", x, names, meta["native_sizes"])
+    return Dataset(info=info, x=x, y=y)

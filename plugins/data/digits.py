@@ -17,6 +17,7 @@ from ._util import check_request, image_info, resize_uint8, to_channels
 
 SPLIT_SEED = 20_240_601  # fixed: the A/B split never depends on the run's seed
 CLASS_NAMES = tuple(str(i) for i in range(10))
+NATIVE = ((8, 8),)
 
 
 def _digits(request: DataRequest) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,7 +35,7 @@ def _digits(request: DataRequest) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_digits(request: DataRequest) -> Dataset:
     x, y = _digits(request)
-    return Dataset(info=image_info("image", "digits", x, CLASS_NAMES), x=x, y=y)
+    return Dataset(info=image_info("image", "digits", x, CLASS_NAMES, NATIVE), x=x, y=y)
 
 
 def load_digits_unpaired(request: DataRequest) -> Dataset:
@@ -44,7 +45,7 @@ def load_digits_unpaired(request: DataRequest) -> Dataset:
     ia, ib = perm[:half], perm[half:]
     x_a, y_a = x[ia], y[ia]
     x_b, y_b = 255 - x[ib], y[ib]
-    info = image_info("unpaired", "digits-unpaired", x_a, CLASS_NAMES)
+    info = image_info("unpaired", "digits-unpaired", x_a, CLASS_NAMES, NATIVE)
     return Dataset(
         info=info,
         x=x_a,

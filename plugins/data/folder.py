@@ -1,15 +1,14 @@
-"""Image folders: one sub-folder per class (``PATH/<class>/*.png`` ...), sorted names -> labels 0..K-1."""
+"""Image folders. ``PATH/<class>/*.png ...``: one sub-folder per class, sorted names -> labels 0..K-1.
+``PATH/*.jpg ...`` with no sub-folders (CelebA's ``img_align_celeba/`` layout): an unlabelled set."""
 
 from __future__ import annotations
 
-import torch
-
 from ganzoo import GanzooError
-from ganzoo.api import DataRequest, Dataset
+from ganzoo.api import IMAGE_EXTS, DataRequest, Dataset, list_images, load_image_files, warn
 
-from ._util import DEFAULT_FILE_IMAGE_SIZE, IMAGE_EXTS, check_request, image_info, list_images, need_path, read_images
+from ._util import DEFAULT_FILE_IMAGE_SIZE, check_request, image_info, need_path
 
-LAYOUT = "a folder with one sub-folder of images per class"
+LAYOUT = "a folder of images, or a folder with one sub-folder of images per class"
 
 
 def load_folder(request: DataRequest) -> Dataset:
@@ -17,24 +16,29 @@ def load_folder(request: DataRequest) -> Dataset:
     path = need_path(request, "folder", LAYOUT)
     if not path.is_dir():
         raise GanzooError(f"folder: {path} is not a folder; point --data folder:PATH at {LAYOUT}")
-    classes = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     exts = ", ".join(e.lstrip(".") for e in IMAGE_EXTS)
-    if not classes:
-        loose = list_images(path)
-        hint = f" (found {len(loose)} loose images: move them into a sub-folder such as {path / 'all'})" if loose else ""
-        raise GanzooError(f"folder: no class sub-folders in {path}{hint}; expected {path}/<class>/<image>.png")
-    files, labels = [], []
-    for label, cls in enumerate(classes):
-        imgs = list_images(cls)
-        if not imgs:
-            raise GanzooError(
-                f"folder: class folder {cls} has no images ({exts}); add images or remove the folder"
-            )
-        files += imgs
-        labels += [label] * len(imgs)
+    classes = [c for c in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+               if list_images(c)]
+    loose = list_images(path, recursive=False)
+    if classes and loose:
+        warn(f"folder: {len(loose)} images directly in {path} are ignored: with class sub-folders, "
+             "only images inside them are used (move them into a sub-folder to use them)")
+    if classes:
+        files, labels = [], []
+        for label, cls in enumerate(classes):
+            imgs = list_images(cls)
+            files += imgs
+            labels += [label] * len(imgs)
+        names: tuple[str, ...] = tuple(c.name for c in classes)
+    elif loose:
+        files, labels, names = loose, None, ()
+    else:
+        raise GanzooError(f"folder: no images ({exts}) in {path} or its sub-folders; expected {path}/<image>.png "
+                          f"or {path}/<class>/<image>.png")
     size = request.image_size or DEFAULT_FILE_IMAGE_SIZE
     channels = 1 if request.channels == 1 else 3
-    x = read_images(files, size, channels)
-    y = torch.tensor(labels, dtype=torch.int64)
-    names = tuple(c.name for c in classes)
-    return Dataset(info=image_info("image", f"folder:{request.path}", x, names), x=x, y=y)
+    got = load_image_files(files, request, size=size, channels=channels, labels=labels,
+                           source=f"folder:{path.resolve()}", root=path)
+    info = image_info("image", f"folder:{request.path}", got.x, names, got.native_sizes)
+    extra = {"skipped_images": got.skipped} if got.skipped else {}
+    return Dataset(info=info, x=got.x, y=got.labels, extra=extra)

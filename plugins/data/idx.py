@@ -18,7 +18,7 @@ import torch
 from ganzoo import GanzooError
 from ganzoo.api import DataRequest, Dataset
 
-from ._util import check_request, image_info, need_path, resize_uint8, to_channels
+from ._util import cached_arrays, check_request, image_info, need_path
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
@@ -123,17 +123,21 @@ def load_idx(request: DataRequest) -> Dataset:
     else:
         image_file = path
         label_file = _label_file_for(path)
-    x = read_idx_images(image_file)
-    y = None
-    class_names: tuple[str, ...] = ()
-    if label_file is not None:
-        y = read_idx_labels(label_file)
-        if len(y) != len(x):
-            raise GanzooError(
-                f"idx: {label_file} holds {len(y)} labels but {image_file} holds {len(x)} images; "
-                "use the matching pair of files"
-            )
-        class_names = tuple(str(i) for i in range(int(y.max()) + 1))
-    x = to_channels(resize_uint8(x, request.image_size), request.channels)
+
+    def read():
+        x = read_idx_images(image_file)
+        y = None
+        if label_file is not None:
+            y = read_idx_labels(label_file)
+            if len(y) != len(x):
+                raise GanzooError(
+                    f"idx: {label_file} holds {len(y)} labels but {image_file} holds {len(x)} images; "
+                    "use the matching pair of files"
+                )
+        return x, y, {}
+
+    sources = [image_file] + ([label_file] if label_file is not None else [])
+    x, y, meta = cached_arrays(request, "idx", sources, read)
+    class_names = () if y is None else tuple(str(i) for i in range(int(y.max()) + 1))
     name = f"idx:{request.path}"
-    return Dataset(info=image_info("image", name, x, class_names), x=x, y=y)
+    return Dataset(info=image_info("image", name, x, class_names, meta["native_sizes"]), x=x, y=y)

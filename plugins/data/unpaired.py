@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 from ganzoo import GanzooError
-from ganzoo.api import DataRequest, Dataset
+from ganzoo.api import IMAGE_EXTS, DataRequest, Dataset, list_images, load_image_files
 
-from ._util import DEFAULT_FILE_IMAGE_SIZE, IMAGE_EXTS, check_request, image_info, list_images, need_path, read_images
+from ._util import DEFAULT_FILE_IMAGE_SIZE, check_request, image_info, need_path
 
 LAYOUT = "a folder holding trainA/ and trainB/ image folders (CycleGAN layout)"
 
@@ -22,7 +22,7 @@ def load_unpaired(request: DataRequest) -> Dataset:
     size = request.image_size or DEFAULT_FILE_IMAGE_SIZE
     channels = 1 if request.channels == 1 else 3
     exts = ", ".join(e.lstrip(".") for e in IMAGE_EXTS)
-    domains = []
+    folders = []
     for sub in ("trainA", "trainB"):
         folder = path / sub
         if not folder.is_dir():
@@ -30,6 +30,12 @@ def load_unpaired(request: DataRequest) -> Dataset:
         files = list_images(folder)
         if not files:
             raise GanzooError(f"unpaired: {folder} holds no images ({exts}); add the domain's images there")
-        domains.append(read_images(files, size, channels))
-    x_a, x_b = domains
-    return Dataset(info=image_info("unpaired", f"unpaired:{request.path}", x_a), x=x_a, x_b=x_b)
+        folders.append((folder, files))
+    domains = [load_image_files(files, request, size=size, channels=channels, root=folder,
+                                source=f"unpaired:{folder.resolve()}") for folder, files in folders]
+    a, b = domains
+    native = tuple(dict.fromkeys(a.native_sizes + b.native_sizes))[:16]
+    skipped = a.skipped + b.skipped
+    extra = {"skipped_images": skipped} if skipped else {}
+    return Dataset(info=image_info("unpaired", f"unpaired:{request.path}", a.x, native_sizes=native),
+                   x=a.x, x_b=b.x, extra=extra)
