@@ -20,7 +20,7 @@ from ..errors import GanzooError
 CONTRACT_KEYS = (
     "ganzoo_version", "architecture", "network", "plugin", "plugin_dist", "plugin_version", "inputs", "output",
     "output_kind", "latent_dim", "num_classes", "class_names", "channels", "height", "width", "dim",
-    "value_range", "dataset", "data_kind", "step", "opset", "ema", "precision", "direction",
+    "value_range", "dataset", "data_kind", "step", "opset", "ema", "precision", "direction", "quantization",
     "size_multiple", "min_size", "activation_floats",
 )
 
@@ -47,8 +47,9 @@ class ModelInfo:
     step: int = 0
     opset: int = 0
     ema: bool = False
-    precision: str = "float32"
+    precision: str = "float32"  # float32, float16 (--fp16) or int8 (--int8)
     direction: str = ""  # image-to-image: "AB" or "BA"
+    quantization: str = ""  # "int8-qdq" for --int8 files (ganzoo.deploy.quantize), else empty
     ganzoo_version: str = ""
     plugin: str = ""  # the entry point that provided the architecture
     plugin_dist: str = ""  # its distribution

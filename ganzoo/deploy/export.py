@@ -200,6 +200,7 @@ class ExportResult:
     errors: dict[str, float]  # "batch 1", "batch 2 at 68x72" ... -> max abs error vs PyTorch fp32
     tolerance: float
     size_bytes: int
+    int8: Any = None  # --int8: the ganzoo.deploy.quantize.Int8Report of the file
 
 
 @contextlib.contextmanager
@@ -343,18 +344,21 @@ def _verify(path: Path, info: ModelInfo, feeds: dict, refs: dict) -> dict[str, f
     return errors
 
 
-def default_path(run_dir: Path, spec, es: ExportSpec, fp16: bool = False) -> Path:
+def default_path(run_dir: Path, spec, es: ExportSpec, fp16: bool = False, int8: bool = False) -> Path:
     stem = "generator" if len(spec.exports) == 1 else es.network
-    return run_dir / f"{stem}{'.fp16' if fp16 else ''}.onnx"
+    return run_dir / f"{stem}{'.fp16' if fp16 else ''}{'.int8' if int8 else ''}.onnx"
 
 
 def export_run(run_dir: str | Path, out: str | Path | None = None, *, net: str | None = None, opset: int = DEFAULT_OPSET,
-               fp16: bool = False, log: Callable[[str], Any] | None = None) -> list[ExportResult]:
-    """Export every exportable network of a run (or only ``net``); see the module docstring."""
+               fp16: bool = False, int8: bool = False, log: Callable[[str], Any] | None = None) -> list[ExportResult]:
+    """Export every exportable network of a run (or only ``net``); see the module docstring.
+    ``int8``: static int8 quantisation of the verified float32 export (:func:`export_int8`)."""
     from ..engine.build import open_run
 
     if opset < MIN_OPSET:
         raise GanzooError(f"--opset {opset}: ganzoo exports need opset {MIN_OPSET} or newer")
+    if fp16 and int8:
+        raise GanzooError("--fp16 and --int8 exclude each other: pick one precision")
     run_dir = Path(run_dir)
     parts, state = open_run(str(run_dir), device="cpu")
     exports = pick_exports(parts.spec, net)
@@ -364,7 +368,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, net: str |
         if es.network not in nets:
             raise GanzooError(f"architecture '{parts.spec.name}' exports '{es.network}' but builds no such network; report this to its plugin")
         if out is None:
-            target = default_path(run_dir, parts.spec, es, fp16)
+            target = default_path(run_dir, parts.spec, es, fp16, int8)
         elif len(exports) == 1 and str(out).endswith(".onnx"):
             target = Path(out)
         elif Path(out).suffix == ".onnx":
@@ -373,17 +377,79 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, net: str |
                 f"({', '.join(e.network for e in exports)}); pass a folder, or choose one with --net"
             )
         else:
-            target = Path(out) / default_path(Path(), parts.spec, es, fp16).name
+            target = Path(out) / default_path(Path(), parts.spec, es, fp16, int8).name
         targets.append((es, target))
     results = []
     for es, target in targets:
         info = model_info(parts, state, es, opset)
-        res = export_network(nets[es.network], info, target, opset=opset, fp16=fp16)
+        if int8:
+            res = export_int8(parts, nets[es.network], info, target, opset=opset)
+        else:
+            res = export_network(nets[es.network], info, target, opset=opset, fp16=fp16)
         results.append(res)
         if log:
             errs = ", ".join(f"{e:.1e} ({key})" for key, e in res.errors.items())
             log(f"exported {info.architecture}/{es.network} -> {res.path} ({res.size_bytes / 1e6:.2f} MB, opset {opset}, "
                 f"{res.info.precision}{', EMA weights' if info.ema else ''}, step {info.step}"
                 + (f", any height and width that are multiples of {info.size_multiple}" if info.dynamic_size else "") + ")")
-            log(f"  onnx.checker ok; ONNX Runtime vs PyTorch max abs error {errs} <= {res.tolerance:g}")
+            log(f"  onnx.checker ok; ONNX Runtime vs PyTorch max abs error {errs} <= {res.tolerance:g}"
+                + (" (the float32 graph before quantisation)" if res.int8 else ""))
+            if res.int8:
+                log(f"  int8 vs float32 on {res.int8.samples} other inputs from the run's data: max abs diff "
+                    f"{res.int8.max_abs:.4f}, mean abs diff {res.int8.mean_abs:.4f} (bound: mean <= {res.int8.bound:g}"
+                    f"{'' if res.int8.scale == 1 else f' x {res.int8.scale:.3g}'})")
     return results
+
+
+# -- int8 (ganzoo.deploy.quantize does the quantising; the run's data is read here, with torch) ------
+
+INT8_SEED = 8128  # the calibration and check inputs: fixed, so a run always quantises the same way
+
+
+def int8_inputs(parts, info: ModelInfo, n: int, part: int) -> tuple[dict[str, np.ndarray], str]:
+    """Inputs of the kind the generator sees in use, from the run's data: ``part`` 0 calibrates, 1 checks
+    (different inputs). Noise models: latent codes drawn as the runtime draws them (``make_z``), classes
+    in turn for conditional ones; image-to-image: real training images of the domain it translates from,
+    a fixed shuffle (calibration and check are disjoint when the domain holds at least ``2 n`` images)."""
+    from .contract import make_z
+
+    if not info.image_to_image:
+        feeds: dict[str, np.ndarray] = {"z": make_z(n, info.latent_dim, INT8_SEED + part)}
+        what = f"{n} latent codes N(0, 1) (ganzoo's make_z, seed {INT8_SEED + part})"
+        if info.conditional:
+            feeds["labels"] = ((np.arange(n) + part) % info.num_classes).astype(np.int64)
+            what += f", classes 0..{info.num_classes - 1} in turn"
+        return {k: feeds[k] for k in info.inputs}, what
+    ds = parts.dataset
+    b = info.direction.startswith("B")
+    total = ds.len_b if b else len(ds)
+    perm = torch.randperm(total, generator=torch.Generator().manual_seed(INT8_SEED))
+    idx = perm[part * n:(part + 1) * n] if total >= 2 * n else perm[:n]
+    batch = ds.get(idx % len(ds), idx) if b else ds.get(idx)
+    images = (batch.real_b if b else batch.real).float().cpu().numpy()
+    return {"image": images}, f"{len(images)} real training images of domain {'B' if b else 'A'} of {info.dataset}"
+
+
+def export_int8(parts, net: nn.Module, info: ModelInfo, path: str | Path, *, opset: int = DEFAULT_OPSET) -> ExportResult:
+    """``--int8``: export ``net`` in float32 (verified as usual) to a temporary file, quantise it with
+    :func:`ganzoo.deploy.quantize.quantize_generator` (calibrated on :func:`int8_inputs` part 0, checked
+    on part 1) into ``path``; nothing is written when the int8 graph is off by more than the bound."""
+    from .quantize import CALIBRATION_SAMPLES, CHECK_SAMPLES, QUANTIZATION, quantize_generator
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.fp32.", suffix=".onnx", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        base = export_network(net, info, tmp, opset=opset)
+        calibration, note = int8_inputs(parts, base.info, CALIBRATION_SAMPLES, 0)
+        check, _ = int8_inputs(parts, base.info, CHECK_SAMPLES, 1)
+        info8 = replace(base.info, precision="int8", quantization=QUANTIZATION)
+        _, report = quantize_generator(tmp, path, calibration, check, info8.to_metadata(),
+                                       image=info8.output_kind == "image", calibration_note=note,
+                                       doc=f"ganzoo {info8.architecture}/{info8.network}: {info8.describe()}")
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return ExportResult(info.network, path, info8, base.errors, base.tolerance, path.stat().st_size, int8=report)
