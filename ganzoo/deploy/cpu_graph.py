@@ -27,6 +27,9 @@ changing what the graph computes (only the order of the floating-point sums, ~1e
   original bias; a following activation still fuses into it). CycleGAN at 128 px: 7.2 ms -> 3.2 ms
   per image for that layer.
 
+Quantised graphs (``ganzoo export --int8``, QuantizeLinear/DequantizeLinear pairs) are left exactly as
+they are: ONNX Runtime fuses the pairs into integer kernels, and a rewrite here would cut them apart.
+
 Only onnx and numpy are needed (no torch): :func:`ganzoo.deploy.runtime.open_session` applies this for
 ``--graph cpu``; the exported file itself stays the plain graph of the PyTorch network.
 Measured in ``benchmarks/onnx_zoo.py`` (its ``all+plain-graph`` variant is the exported graph).
@@ -38,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .quantize import QUANT_OPS
 
 ELEMENTWISE = ("Relu", "LeakyRelu", "Tanh", "Sigmoid")
 NARROW = 8  # a Conv with fewer outputs than this (and a kernel of 3x3 or more) is split into rows
@@ -205,6 +210,8 @@ def rewrite_for_cpu(model, min_channels: int = 16) -> Rewrite:
 
     model = onnx.ModelProto.FromString(model.SerializeToString())
     g = model.graph
+    if any(n.op_type in QUANT_OPS for n in g.node):  # int8 (--int8): ONNX Runtime fuses its QDQ pairs itself
+        return Rewrite(model=model, changes=[])
     inits = {i.name: i for i in g.initializer}
     shapes = _static_shapes(model)
     consumers: dict[str, list] = {}
