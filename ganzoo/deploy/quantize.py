@@ -6,7 +6,9 @@ DequantizeLinear pairs around every quantisable operator, which ONNX Runtime's C
 integer kernels such as ``QLinearConv``), weights int8 per output channel, activations uint8 with
 ranges calibrated (MinMax) on inputs from the run's own data -- latent codes drawn exactly as the
 runtime draws them for noise models, real training images for image-to-image models -- fed by
-:class:`FeedsReader`. :func:`parity` then runs the float32 and the int8 file on *other* inputs of the
+:class:`FeedsReader`. What is quantised is the runtime's exact CPU rewrite of the graph
+(:mod:`ganzoo.deploy.cpu_graph`: transposed convolutions as phase convolutions, which have integer
+kernels) when it applies; the rewrite then leaves the quantised file alone. :func:`parity` then runs the float32 and the int8 file on *other* inputs of the
 same kind and reports the max and mean absolute difference; the export is refused when the mean
 exceeds :data:`MEAN_ABS_BOUND` (see docs/export.md for how that bound was chosen).
 
@@ -174,19 +176,33 @@ def parity(fp32, int8, feeds: Mapping[str, np.ndarray], output: str, *, image: b
 
 def quantize_generator(fp32_path: str | Path, out_path: str | Path, calibration: Mapping[str, np.ndarray],
                        check: Mapping[str, np.ndarray], metadata: Mapping[str, str], *, image: bool,
-                       calibration_note: str = "", doc: str = "", per_channel: bool = True) -> tuple[Path, Int8Report]:
+                       calibration_note: str = "", doc: str = "", per_channel: bool = True,
+                       cpu_graph: bool = True) -> tuple[Path, Int8Report]:
     """Quantise the verified float32 export ``fp32_path`` into ``out_path``.
 
     ``calibration`` calibrates the activation ranges; ``check`` (other inputs of the same kind) measures
     int8 vs float32. ``metadata`` (the float32 file's contract, with ``precision`` and ``quantization``
-    already set for int8) is written with the parity figures. Raises :class:`GanzooError`, writing
+    already set for int8) is written with the parity figures. With ``cpu_graph`` the exact CPU rewrite
+    of :mod:`ganzoo.deploy.cpu_graph` is quantised (transposed convolutions as phase convolutions, which
+    ONNX Runtime runs as ``QLinearConv``; it has no integer transposed convolution), recorded as
+    ``int8_graph`` = ``cpu`` (else ``plain``). Raises :class:`GanzooError`, writing
     nothing, when the mean abs difference exceeds :data:`MEAN_ABS_BOUND` or quantisation fails; the file
     is written under a temporary name and renamed into place once it passed."""
     import onnx
 
     model = onnx.load(str(fp32_path))
     output = model.graph.output[0].name
-    q = quantize_model(model, calibration, per_channel=per_channel)
+    source, graph = model, "plain"
+    if cpu_graph:
+        from .cpu_graph import rewrite_for_cpu
+
+        try:
+            rewrite = rewrite_for_cpu(model)
+        except Exception:  # noqa: BLE001  (an optimisation, never a requirement: quantise the plain graph)
+            rewrite = None
+        if rewrite is not None and rewrite.changes:
+            source, graph = rewrite.model, "cpu"
+    q = quantize_model(source, calibration, per_channel=per_channel)
     report = parity(str(fp32_path), q.SerializeToString(), check, output, image=image)
     if not report.passed:
         unit = "in [-1, 1] pixel units" if image else f"relative to the output's std {report.scale:.3g}"
@@ -196,7 +212,7 @@ def quantize_generator(fp32_path: str | Path, out_path: str | Path, calibration:
             "export float32 (without --int8)"
         )
     del q.metadata_props[:]
-    meta = {**metadata, "quantization": QUANTIZATION, **report.metadata()}
+    meta = {**metadata, "quantization": QUANTIZATION, "int8_graph": graph, **report.metadata()}
     if calibration_note:
         meta["int8_calibration"] = calibration_note
     for key, value in meta.items():
