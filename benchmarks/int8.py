@@ -182,6 +182,32 @@ def tables(result: dict) -> str:
     return "\n".join(out)
 
 
+def markdown(result: dict) -> str:
+    """The tables of docs/benchmarks.md (between the int8 markers)."""
+    m = result["machine"]
+    f = lambda v, u="": "-" if v is None else (f"{v:.3g}{u}" if abs(v) < 100 else f"{v:.0f}{u}")  # noqa: E731
+    lines = [f"Measured {result['date']} on {m.get('cpu')} ({m.get('cpu_count')} CPUs, shared: load average "
+             f"{m.get('loadavg_before')} before, {m.get('loadavg_after')} after), onnxruntime {m.get('onnxruntime')}, "
+             f"torch {m.get('torch')}, {result['threads']} threads, {result['rounds']} rounds. "
+             f"Command: `{result['command']}`.", ""]
+    if result.get("speed_rows"):
+        lines += ["| model | batch | eager ms | ORT float32 ms | ORT int8 ms | int8 vs float32 | int8 vs eager | float32 vs eager |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in result["speed_rows"]:
+            size = next((x["image_size"] for x in result["speed_records"] if x["arch"] == r["arch"]), "")
+            lines.append(f"| {r['arch']} {size}x{size} | {r['batch_size']} | {f(r['eager_ms'])} | {f(r['ort_fp32_ms'])} | "
+                         f"{f(r['ort_int8_ms'])} | **{f(r['int8_vs_fp32'], 'x')}** | {f(r['int8_vs_eager'], 'x')} | "
+                         f"{f(r['fp32_vs_eager'], 'x')} |")
+    for q in result.get("quality", []):
+        exp = "; ".join(f"{n}: max {e['max_abs_diff']:.3f}, mean {e['mean_abs_diff']:.4f}" for n, e in q["export"].items())
+        lines += ["", f"{q['arch']} on digits, step {q['step']} (export's own check, int8 vs float32 on 256 inputs: {exp}):", "",
+                  "| metric | float32 | int8 | int8 - float32 |", "|---|---:|---:|---:|"]
+        for k, v in q["float32"].items():
+            if k != "eval_s" and v is not None and q["int8"].get(k) is not None:
+                lines.append(f"| {k} | {v:.4g} | {q['int8'][k]:.4g} | {q['delta'].get(k, 0):+.4g} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
@@ -194,7 +220,11 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--markdown", default="", help="print the docs/benchmarks.md tables of this results JSON and stop")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     import torch
 
     from ganzoo.bench import machine
