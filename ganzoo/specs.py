@@ -206,6 +206,10 @@ class DatasetSpec:
     have ``takes_path=True`` and are named ``--data NAME:PATH``.
 
     ``load(request)`` gets a :class:`ganzoo.api.DataRequest` and returns a :class:`ganzoo.api.Dataset`.
+    ``native_size(request)``, optional, tells cheaply (headers only, nothing decoded) the one
+    ``(height, width)`` every image of the set has, or returns None when the sizes differ or cannot be
+    told; it must not raise for bad paths (``load`` reports those). The engine trains at that size
+    when the architecture can build it (see :mod:`ganzoo.engine.image_size`).
     """
 
     name: str
@@ -214,6 +218,7 @@ class DatasetSpec:
     load: Callable[..., Any]
     takes_path: bool = False
     labelled: bool = False
+    native_size: Callable[..., Any] | None = None
 
 
 SPEC_TYPES = {

@@ -15,6 +15,9 @@ import torch
 from ganzoo.registry import ALLOW_ENV, reset_registry
 
 torch.set_num_threads(1)  # tiny models on a shared 2-core machine: one thread is faster
+# ... and runs (in-process and child processes) then skip the automatic thread choice, which samples
+# the CPU load; tests of that choice unset it (tests/test_threads.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 CORE_PLUGINS = "vanilla,losses,datasets"  # the built-in spine; other plugins cannot disturb these tests
 

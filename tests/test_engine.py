@@ -123,7 +123,7 @@ def test_resume_needs_more_steps(cli, seeded):
 
 def test_resume_refuses_changed_settings(cli, seeded):
     assert_user_error(cli("train", "vanilla", "--resume", seeded["a"], "--steps", 30, "--set", "hidden=8"),
-                      "only --steps and --device may change")
+                      "only --steps, --device and --threads may change")
 
 
 # --- (c) checkpoints ---------------------------------------------------------------------------

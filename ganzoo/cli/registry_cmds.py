@@ -149,6 +149,7 @@ def info_cmd(arch, as_json):
                     for e in s.exports],
         "incompatible": dict(s.incompatible),
         "variants": {k: dict(v) for k, v in s.variants.items()},
+        "image_size": _image_size_rule(reg, s),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -164,6 +165,10 @@ def info_cmd(arch, as_json):
         click.echo(f"optimizer {g}:    {o['optimizer']} lr {o['lr']:g} betas {tuple(o['betas'])}")
     if s.defaults:
         click.echo("run defaults:   " + ", ".join(f"{k}={v}" for k, v in s.defaults.items()))
+    if info["image_size"]:
+        click.echo(f"image size:     {info['image_size']['rule']}")
+        if info["image_size"]["default_data_size"]:
+            click.echo(f"                with --data {s.default_data}: {info['image_size']['default_data']}")
     for kind, settings in s.data_defaults.items():  # over the lines above for that kind of data
         click.echo(f"{'on ' + kind + ' data:':<16}" + ", ".join(f"{k}={v}" for k, v in settings.items()))
     click.echo(f"networks:       G group {list(s.groups['G'])}, D group {list(s.groups['D'])}")
@@ -180,6 +185,23 @@ def info_cmd(arch, as_json):
         click.echo(f"  {h['name']:<16} {h['type']:<6} default {h['default']!r:<10} {h['help']}{extra}")
     if not hps:
         click.echo("  (none)")
+
+
+def _image_size_rule(reg, s) -> dict:
+    """How ``s`` picks its image size, and the size it trains its default data at (and why)."""
+    from ..engine.image_size import MAX_NATIVE, choose
+
+    if "image" not in s.data_kinds and "unpaired" not in s.data_kinds:
+        return {}
+    preferred = int(s.defaults.get("image_size") or 0)
+    floor = f"{preferred}" if preferred else f"{s.min_image_size}"
+    rule = (f"the data's own size when all its images share one square size of {floor} to {MAX_NATIVE} px that "
+            f"{s.name} can build; else " + (f"{preferred} px ({s.name}'s preferred size)" if preferred else "the data loader's default")
+            + "; --image-size N overrides")
+    hp = {h.name: h.default for h in s.hparams}
+    size, why = choose(reg, s, s.default_data, None, "", hp)
+    return {"preferred": preferred, "max_native": MAX_NATIVE, "rule": rule, "default_data_size": size,
+            "default_data": why or "not an image data set"}
 
 
 __all__ = ["list_cmd", "plugins_cmd", "info_cmd", "GanzooError"]

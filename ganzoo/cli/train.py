@@ -18,9 +18,12 @@ COMMON = [
     (("--batch-size", "batch_size"), dict(type=int, help="Batch size.")),
     (("--lr",), dict(type=float, help="Learning rate of both G and D (--set lr_g=/lr_d= for each).")),
     (("--seed",), dict(type=int, help="Random seed; the same seed on CPU gives identical losses and samples.")),
-    (("--image-size", "image_size"), dict(type=int, help="Resize images to this many pixels square.")),
+    (("--image-size", "image_size"), dict(type=int, help="Resize images to this many pixels square [default: the data's "
+                                          "own size when the architecture can build it, else its preferred size].")),
     (("--channels", "image_channels"), dict(type=click.Choice(["1", "3"]),
                                             help="Image channels: 1 (grey) or 3 (RGB); default: the data's own.")),
+    (("--threads",), dict(type=int, help="PyTorch CPU threads [default: auto, from the cores other jobs leave free "
+                                         "and the work per step; OMP_NUM_THREADS also sets it].")),
     (("--device",), dict(help="auto (default), cpu, cuda or cuda:N.")),
     (("--out",), dict(type=click.Path(file_okay=False), help="Run directory (default runs/ARCH-TIMESTAMP).")),
     (("--config", "config_file"), dict(type=click.Path(dir_okay=False), help="TOML file of settings (a run's config.toml works).")),
@@ -31,7 +34,7 @@ COMMON = [
                         "or CPU processes): restarts this command through torchrun. --batch-size stays the global batch. "
                         "See docs/distributed.md for several machines.")),
 ]
-RESUMABLE = {"steps", "quiet", "device", "resume", "nproc"}
+RESUMABLE = {"steps", "quiet", "device", "resume", "nproc", "threads"}
 
 
 class TrainGroup(click.Group):
@@ -127,7 +130,7 @@ def distributed_launch(nproc: int) -> int:
 
 
 def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, seed, image_size, device, out,
-                  config_file, assignments, resume, quiet, image_channels=None):
+                  config_file, assignments, resume, quiet, image_channels=None, threads=None):
     from ..engine.config import flatten_user, parse_assignment, read_config_file, resolve
     from ..engine.rundir import RunDir
     from ..engine.trainer import Trainer
@@ -135,7 +138,7 @@ def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, s
 
     reg = get_registry()
     cli = dict(loss=loss, penalty=penalty, data=data, steps=steps, batch_size=batch_size, seed=seed,
-               image_size=image_size, device=device,
+               image_size=image_size, device=device, threads=threads,
                image_channels=None if image_channels is None else int(image_channels))
     if lr is not None:
         cli.update(lr_g=lr, lr_d=lr)
@@ -150,12 +153,13 @@ def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, s
         changed += [k for _, k, _ in sets if k not in RESUMABLE]
         if out or config_file or changed:
             what = ", ".join(sorted(set(changed) | ({"out"} if out else set()) | ({"config"} if config_file else set())))
-            raise GanzooError(f"--resume continues a run as configured; only --steps and --device may change (got {what})")
-        if steps is not None:
-            cfg["steps"] = steps
-        if device is not None:
-            cfg["device"] = device
-        trainer = Trainer(cfg, rd, quiet=quiet)
+            raise GanzooError(f"--resume continues a run as configured; only --steps, --device and --threads may change (got {what})")
+        for key, value in (("steps", steps), ("device", device), ("threads", threads)):
+            if value is not None:
+                cfg[key] = value
+        if cfg.get("threads", 0) < 0:
+            raise GanzooError(f"--threads must be a positive number of threads (0: auto), got {cfg['threads']}")
+        trainer = Trainer(cfg, rd, quiet=quiet, callbacks=_header(quiet))
         trainer.resume()
     else:
         file_cfg = read_config_file(config_file) if config_file else {}
@@ -175,8 +179,40 @@ def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, s
             raise GanzooError(f"--out {out} already holds a run; continue it with --resume {out} or pick another --out")
         if rd.path.exists() and not rd.path.is_dir():
             raise GanzooError(f"--out {out} is a file; pick a folder")
-        trainer = Trainer(cfg, rd, quiet=quiet)
+        trainer = Trainer(cfg, rd, quiet=quiet, callbacks=_header(quiet))
     return trainer, rd
+
+
+def _header(quiet: bool) -> list:
+    """A callback printing the run's first line (:func:`header_line`), none with --quiet."""
+    if quiet:
+        return []
+    from ..engine.trainer import Callback
+
+    class Header(Callback):
+        def on_train_start(self, trainer) -> None:
+            from ..engine import distributed
+
+            if distributed.is_main():  # one line for a data-parallel run, not one per process
+                click.echo(header_line(trainer))
+
+    return [Header()]
+
+
+def header_line(trainer) -> str:
+    """``dcgan on idx:~/mnist, 28x28 (the data's native size), cpu, 1 thread (auto: ...), steps 0 -> 5000``."""
+    cfg, p = trainer.cfg, trainer.p
+    dec = cfg.get("decisions", {})
+    parts = [f"{p.spec.name} on {cfg['data']}"]
+    info = p.dataset.info
+    if info.kind != "points":
+        why, size = dec.get("image_size_why", ""), f"{info.height}x{info.width}"
+        reason = why[len(size) + 2:] if why.startswith(size + ": ") else (why or "the data loader's size")
+        parts.append(f"{info.height}x{info.width} ({reason})")
+    n = dec.get("threads", "?")
+    parts.append(f"{p.device.type}, {n} thread{'s' if n != 1 else ''} ({dec.get('threads_why', '')})")
+    parts.append(f"steps {trainer.start_step} -> {cfg['steps']}")
+    return ", ".join(parts)
 
 
 def _summary(results) -> None:

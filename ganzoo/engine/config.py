@@ -62,6 +62,8 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "load_scale": (float, 1.0, "load_size as a multiple of image_size, when load_size is 0 (1: off)"),
     "augment_min_size": (int, 0, "augment and load_scale apply only to images of at least this many pixels "
                          "(0: any size); an explicit load_size always applies"),
+    "threads": (int, 0, "PyTorch intra-op CPU threads (0: auto, from the free cores and the work per step; "
+                "OMP_NUM_THREADS also sets it)"),
 }
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -135,7 +137,7 @@ def flatten_user(arch: ArchitectureSpec, file_cfg: Mapping[str, Any], cli: Mappi
                     _, k2, parsed = resolve_key(arch, "hparams." + k, v, source)
                     hps[k2] = parsed
                 continue
-            if key in ("ganzoo_version", "plugin", "created"):
+            if key in ("ganzoo_version", "plugin", "created", "decisions"):  # records, not settings
                 continue
             section, k2, parsed = resolve_key(arch, key, value, source)
             (hps if section == "hparams" else run)[k2] = parsed
@@ -265,8 +267,21 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
     cfg.update({k: v for k, v in var_run.items() if k not in ("data", "loss", "penalty")})
     cfg.update({k: v for k, v in run.items() if v is not None})
     cfg["hparams"] = hp
+    _decide_image_size(registry, arch, cfg, [(run, "set by you"), (var_run, f"variant '{cfg['variant']}'"),
+                                              (kind_run, f"'{arch.name}' data_defaults")])
     _check(cfg)
     return cfg
+
+
+def _decide_image_size(registry: Registry, arch: ArchitectureSpec, cfg: dict[str, Any], sources) -> None:
+    """``cfg["image_size"]`` from the first source that sets it, else from the data (see
+    :mod:`ganzoo.engine.image_size`); the reason goes to ``cfg["decisions"]["image_size_why"]``."""
+    from . import image_size
+
+    asked, by = next(((d["image_size"], by) for d, by in sources if d.get("image_size")), (None, ""))
+    cfg["image_size"], why = image_size.choose(registry, arch, cfg["data"], asked, by, cfg["hparams"])
+    if why:
+        cfg.setdefault("decisions", {})["image_size_why"] = why
 
 
 def _check(cfg: Mapping[str, Any]) -> None:
@@ -282,6 +297,7 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(0.0 <= cfg["ema"] < 1.0, f"ema must be in [0, 1), got {cfg['ema']}")
     need(0.0 <= cfg["lr_decay"] <= 1.0, f"lr_decay must be in [0, 1] (a fraction of the run), got {cfg['lr_decay']}")
     need(cfg["image_size"] >= 0, f"--image-size must be positive, got {cfg['image_size']}")
+    need(cfg["threads"] >= 0, f"--threads must be a positive number of threads (0: auto), got {cfg['threads']}")
     need(cfg["eval_samples"] >= 1, "eval_samples must be positive")
     need(cfg["image_channels"] in (0, 1, 3),
          f"--channels (image_channels) must be 1 (grey) or 3 (RGB), got {cfg['image_channels']}")

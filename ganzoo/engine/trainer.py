@@ -258,6 +258,15 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_checkpoint(self, step)
 
+    def choose_threads(self) -> int:
+        """Pick and set torch's intra-op thread count (see :mod:`ganzoo.engine.threads`), record it in
+        the config's ``decisions``; returns the count in force before."""
+        from . import threads
+
+        self.thread_choice = threads.choose(self.cfg, self.p)
+        self.cfg.setdefault("decisions", {}).update(threads=self.thread_choice.threads, threads_why=self.thread_choice.why)
+        return threads.apply(self.thread_choice)
+
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
         from tqdm.auto import tqdm
@@ -268,6 +277,7 @@ class Trainer:
             raise distributed.EveryRankError(
                 f"the run in {self.rd.path} is already at step {self.start_step}; pass --steps larger than that to continue"
             )
+        prev_threads = self.choose_threads()
         if is_main():
             self.rd.create()
             self.rd.write_config(cfg)
@@ -324,6 +334,7 @@ class Trainer:
         finally:
             bar.close()
             self.loader.close()
+            torch.set_num_threads(prev_threads)  # a Python session that trains gets its own count back
         self.results["seconds"] = round(time.perf_counter() - t0, 2)
         self.results["steps"] = self.results.get("stopped_at", total)
         if is_main() and "stopped_at" not in self.results:
