@@ -108,3 +108,12 @@ def test_info_states_the_rule_and_the_default_datas_size():
     import json
 
     assert json.loads(r.out)["image_size"]["default_data_size"] == 16
+
+
+def test_cli_first_line_names_the_loader_default_for_mixed_folders(tmp_path):
+    mixed = write_folder(tmp_path / "mixed", [20, 24, 30])
+    r = invoke("train", "vanilla", "--data", f"folder:{mixed}", "--steps", "1", "--batch-size", "4",
+               "--set", "hidden=8", "--set", "layers=1", "--out", tmp_path / "run")
+    assert r.code == 0, r.err
+    assert r.lines[0].startswith(f"vanilla on folder:{mixed}, 64x64 (the data loader's default size; the data's images "
+                                 "are not all one size"), r.lines[0]
