@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ganzoo.api import DataRequest
 
-from ._util import list_images
+from ganzoo.api import list_images
 
 # A folder probe opens at most this many image headers, spread over the sorted file list.
 MAX_PROBED = 1000
