@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from . import hookimpl
 from .data.base import Batch, DataInfo, DataRequest, Dataset
+from .data.public import (
+    convert_channels,
+    dataset_from_arrays,
+    image_info,
+    images_from_array,
+    square_resize,
+    square_resize_image,
+)
 from .engine.context import Preview, Step, StepContext, set_requires_grad
 from .errors import GanzooError
 from .nn import conv_plan, down_stack, init_weights, stage_widths, up_stack
@@ -40,6 +48,12 @@ __all__ = [
     "Step",
     "StepContext",
     "conv_plan",
+    "convert_channels",
+    "dataset_from_arrays",
+    "image_info",
+    "images_from_array",
+    "square_resize",
+    "square_resize_image",
     "down_stack",
     "init_weights",
     "stage_widths",

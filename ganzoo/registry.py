@@ -461,3 +461,11 @@ def reset_registry() -> None:
     """Forget the process-wide registry (tests; after changing GANZOO_PLUGINS)."""
     global _REGISTRY
     _REGISTRY = None
+
+
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Make ``registry`` the process-wide one (what the CLI and ``ganzoo.train`` use); returns the
+    previous one. The test kit's ``ganzoo_registry`` fixture uses it."""
+    global _REGISTRY
+    previous, _REGISTRY = _REGISTRY, registry
+    return previous

@@ -101,6 +101,9 @@ def test_example_plugin_imports_only_the_public_api():
     meta = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
     assert meta["project"]["name"] == "ganzoo-example-plugin" and meta["project"]["version"] == "0.1.0"
     assert meta["project"]["entry-points"]["ganzoo"] == {"pacgan": "ganzoo_example.pacgan", "rsgan": "ganzoo_example.rsgan"}
+    tests = (EXAMPLE / "tests" / "test_example.py").read_text()  # its tests use the public kit only
+    imports = {n.module for n in ast.walk(ast.parse(tests)) if isinstance(n, ast.ImportFrom)}
+    assert imports == {"ganzoo.testing"}
 
 
 @pytest.fixture(scope="module")
@@ -385,3 +388,15 @@ def test_a_clash_never_changes_what_a_user_trains(clash_runs):
     assert len(warnings) == 4 and all(w.startswith("ganzoo: warning: plugin '") for w in warnings)
     assert train["code"] == 0, train  # the built-in hinge trained (the replacements raise when called)
     assert tomllib.loads((out / "h" / "config.toml").read_text())["loss"] == "hinge"
+
+
+def test_the_example_plugins_own_tests_pass_with_the_kit(site):
+    """The example's tests/ (ganzoo.testing and the pytest11 fixtures only), run by pytest as the
+    plugin's author runs them, strict, with the plugin installed."""
+    src = site.parent / "src"
+    env = _env(site, BUILTIN + ",ganzoo-example-plugin")
+    env[STRICT_ENV] = "1"
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests"],
+                       cwd=src, capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert "4 passed" in p.stdout
