@@ -420,18 +420,27 @@ def test_strict_entry_point_import_failure_raises(reg, fake_dists, monkeypatch):
         reg.load_entry_points(allow=["gamma"])
 
 
-def test_one_entry_point_name_in_two_distributions_loads_both(reg, tmp_path, monkeypatch):
-    _dist(tmp_path, "one-dist", "1.0", {"shared": "hA_reg_one"}, {"hA_reg_one": _LOSS_MODULE.format(name="one-loss")})
-    _dist(tmp_path, "two-dist", "1.0", {"shared": "hA_reg_two"}, {"hA_reg_two": _LOSS_MODULE.format(name="two-loss")})
+def _load_two(reg, tmp_path, monkeypatch, ep_names, loss_names, versions=("1.0", "1.0")) -> None:
+    """Entry points of one-dist and two-dist (each a loss module), loaded by distribution name."""
+    mods = []
+    for dist, ep, loss, version in zip(("one-dist", "two-dist"), ep_names, loss_names, versions):
+        mod = f"hA_reg_{dist[:3]}_{ep}"
+        mods.append(mod)
+        _dist(tmp_path, dist, version, {ep: mod}, {mod: _LOSS_MODULE.format(name=loss)})
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         reg.load_entry_points(allow=["one-dist", "two-dist"])
     finally:
-        sys.modules.pop("hA_reg_one", None)
-        sys.modules.pop("hA_reg_two", None)
+        for mod in mods:
+            sys.modules.pop(mod, None)
+
+
+def test_one_entry_point_name_in_two_distributions_loads_both(reg, tmp_path, monkeypatch):
+    _load_two(reg, tmp_path, monkeypatch, ("shared", "shared"), ("one-loss", "two-loss"))
     assert reg.names("loss") == ["one-loss", "two-loss"] and not reg.errors
     assert len(reg.plugins) == 2 and all(r.error is None for r in reg.plugins.values())
     assert {r.provider.dist for r in reg.plugins.values()} == {"one-dist", "two-dist"}
+    assert set(reg.plugins) == {"one-dist:shared", "two-dist:shared"}  # neither takes the bare name
 
 
 # -- lookup and the timm-like facade ------------------------------------------------------------
@@ -552,14 +561,7 @@ def test_an_entry_point_named_like_a_builtin_never_renames_it(reg, tmp_path, mon
 
 
 def test_two_distributions_with_one_spec_name_through_entry_points(reg, tmp_path, monkeypatch):
-    _dist(tmp_path, "one-dist", "1.0", {"one": "hA_reg_one_c"}, {"hA_reg_one_c": _LOSS_MODULE.format(name="same-loss")})
-    _dist(tmp_path, "two-dist", "2.0", {"two": "hA_reg_two_c"}, {"hA_reg_two_c": _LOSS_MODULE.format(name="same-loss")})
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        reg.load_entry_points(allow=["one-dist", "two-dist"])
-    finally:
-        sys.modules.pop("hA_reg_one_c", None)
-        sys.modules.pop("hA_reg_two_c", None)
+    _load_two(reg, tmp_path, monkeypatch, ("one", "two"), ("same-loss", "same-loss"), ("1.0", "2.0"))
     assert reg.names("loss") == []
     for name in ("one", "two"):
         assert "duplicate loss 'same-loss'" in reg.plugins[name].error
