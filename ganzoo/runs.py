@@ -133,6 +133,7 @@ def _fit(reg, cfg: dict[str, Any], rd, resuming: bool, quiet: bool, callbacks: l
     plugin's exception becomes one line naming the plugin; a new run that stops before its first
     checkpoint is removed, so a run directory is always a valid run."""
     from .engine import distributed
+    from .engine.build import build_run
     from .engine.trainer import Trainer
 
     existed = rd.path.is_dir()
@@ -140,7 +141,8 @@ def _fit(reg, cfg: dict[str, Any], rd, resuming: bool, quiet: bool, callbacks: l
     trainer = None
 
     def setup():
-        t = Trainer(cfg, rd, callbacks=callbacks, quiet=quiet)
+        device = distributed.process_device(str(cfg.get("device", "auto")))
+        t = Trainer(cfg, rd, callbacks=callbacks, quiet=quiet, parts=build_run(cfg, registry=reg, device=device))
         if resuming:
             t.resume()
         return t

@@ -20,7 +20,7 @@ from ..engine.config import flatten_user, incompatibility, resolve, resolve_key
 from ..engine.rundir import RunDir
 from ..engine.trainer import Trainer
 from ..errors import GanzooError
-from ..registry import Registry, get_registry
+from ..registry import Registry, get_registry, set_registry
 from ..specs import ArchitectureSpec, DatasetSpec
 
 PREFERRED_DATA = {"points": "ring8", "image": "digits", "unpaired": "digits-unpaired"}
@@ -88,6 +88,16 @@ def assert_one_line(exc: BaseException) -> str:
     msg = str(exc)
     assert msg and "\n" not in msg, f"the message must be one line: {msg!r}"
     return msg
+
+
+@contextmanager
+def _using(reg: Registry) -> Iterator[Registry]:
+    """``reg`` as the process-wide registry while a check runs (export and reopening a run use it)."""
+    previous = set_registry(reg)
+    try:
+        yield reg
+    finally:
+        set_registry(previous)
 
 
 @contextmanager
@@ -217,7 +227,7 @@ def check_bad_input(reg: Registry, arch: ArchitectureSpec) -> int:
 
 
 # -- the public checks ----------------------------------------------------------------------------------
-def check_architecture(name: str, *, registry: Registry | None = None, workdir: str | Path | None = None,
+def _check_architecture(name: str, *, registry: Registry | None = None, workdir: str | Path | None = None,
                        pairs: bool = True, resume: bool = True, export: bool = True) -> dict[str, Any]:
     """The checks every built-in architecture passes:
 
@@ -253,7 +263,7 @@ def _outputs() -> list[torch.Tensor]:
     return [torch.randn(8, 1, generator=gen), torch.randn(8, 1, 3, 3, generator=gen)]
 
 
-def check_loss(name: str, *, registry: Registry | None = None, workdir: str | Path | None = None,
+def _check_loss(name: str, *, registry: Registry | None = None, workdir: str | Path | None = None,
                architectures: list[str] | None = None) -> dict[str, Any]:
     """The checks every built-in loss passes: ``d_loss``/``g_loss`` give finite scalars with gradients
     for outputs of any shape (``[N, 1]``, patch maps ``[N, 1, H, W]``), called as the engine calls them
@@ -275,7 +285,7 @@ def check_loss(name: str, *, registry: Registry | None = None, workdir: str | Pa
     return {"loss": name, **report}
 
 
-def check_penalty(name: str, *, registry: Registry | None = None, workdir: str | Path | None = None,
+def _check_penalty(name: str, *, registry: Registry | None = None, workdir: str | Path | None = None,
                   architectures: list[str] | None = None) -> dict[str, Any]:
     """The checks every built-in penalty passes: ``fn(critic, real, fake, generator=g)`` returns a
     finite scalar that gives the critic a gradient, reproducibly for a seeded generator, on points and
@@ -317,7 +327,7 @@ def _every_architecture(reg: Registry, names: list[str] | None, workdir, loss: s
     return {"trained": trained, "refused": refused}
 
 
-def check_dataset(spec_or_name: str | DatasetSpec, *, registry: Registry | None = None,
+def _check_dataset(spec_or_name: str | DatasetSpec, *, registry: Registry | None = None,
                   workdir: str | Path | None = None, image_size: int = 8, train: bool = True) -> dict[str, Any]:
     """The checks every built-in data set passes, for ``NAME``, ``FORMAT:PATH`` or a :class:`DatasetSpec`:
 
@@ -399,3 +409,32 @@ def _train_on(reg: Registry, ds: Any, text: str, out: Path) -> str:
         assert_finite(tr.train_step(step))
     assert_all_changed(tr, before)
     return arch.name
+
+
+def check_architecture(name: str, *, registry: Registry | None = None, **options: Any) -> dict[str, Any]:
+    reg = registry or get_registry()
+    with _using(reg):
+        return _check_architecture(name, registry=reg, **options)
+
+
+def check_loss(name: str, *, registry: Registry | None = None, **options: Any) -> dict[str, Any]:
+    reg = registry or get_registry()
+    with _using(reg):
+        return _check_loss(name, registry=reg, **options)
+
+
+def check_penalty(name: str, *, registry: Registry | None = None, **options: Any) -> dict[str, Any]:
+    reg = registry or get_registry()
+    with _using(reg):
+        return _check_penalty(name, registry=reg, **options)
+
+
+def check_dataset(spec_or_name: str | DatasetSpec, *, registry: Registry | None = None, **options: Any) -> dict[str, Any]:
+    reg = registry or get_registry()
+    with _using(reg):
+        return _check_dataset(spec_or_name, registry=reg, **options)
+
+
+for _public, _impl in ((check_architecture, _check_architecture), (check_loss, _check_loss),
+                       (check_penalty, _check_penalty), (check_dataset, _check_dataset)):
+    _public.__doc__ = _impl.__doc__
