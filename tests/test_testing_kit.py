@@ -190,3 +190,20 @@ def test_dataset_from_arrays_applies_the_request_and_passes_the_kit(tmp_path):
     spec = DatasetSpec("npz-test", "arrays", kind="image", labelled=True,
                        load=lambda request: dataset_from_arrays(imgs, labels, name="npz-test", request=request))
     assert check_dataset(spec, registry=REG, workdir=tmp_path)["trained"] == "vanilla"
+
+
+def test_the_data_plugin_example_of_data_md_works(tmp_path, ganzoo_register):
+    """docs/data.md's npz plugin, executed as written, registered and put through the kit."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    module = type(re)("npz_example")
+    exec(compile(block, "docs/data.md", "exec"), module.__dict__)
+    assert ganzoo_register(module, "npz-example").error is None
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "train.npz", images=rng.integers(0, 255, (12, 9, 9), dtype=np.uint8), labels=np.arange(12) % 3)
+    report = check_dataset(f"npz:{tmp_path}", workdir=tmp_path / "work")
+    assert report["samples"] == 12 and report["info"].num_classes == 3 and report["trained"] == "vanilla"
+    assert "cannot read" in report["empty_folder"] and "train.npz" in report["empty_folder"]
