@@ -48,33 +48,46 @@ def train(arch: str, data: str | None = None, steps: int | None = None, out: str
     fails during the run raises one naming the plugin, and a new run that fails before its first
     checkpoint leaves no run directory behind. ``quiet=False`` shows a progress bar on a terminal.
     """
-    from .engine.config import flatten_user, read_config_file, resolve
-    from .engine.rundir import RunDir
+    from .engine import distributed
     from .registry import get_registry
 
     reg = registry or get_registry()
+    distributed.init()  # under torchrun: every process resolves, and they agree on the outcome
+    try:
+        cfg, rd = distributed.agree_on_setup(
+            lambda: _configure(reg, arch, dict(settings, data=data, steps=steps), out, config, resume))
+    except BaseException as exc:
+        distributed.report_rank_error(exc)  # several processes: one line, from rank 0
+        raise
+    results = _fit(reg, cfg, rd, resume is not None, quiet, list(callbacks))
+    return Run(rd.path, results=results, config=cfg)
+
+
+def _configure(reg, arch: str, settings: Mapping[str, Any], out, config, resume):
+    """(resolved configuration, RunDir) of a new or resumed run; GanzooError for any mistake."""
+    from .engine.config import flatten_user, read_config_file, resolve
+    from .engine.rundir import RunDir
+
     spec = reg.get("architecture", arch)
-    user = {k: v for k, v in dict(settings, data=data, steps=steps).items() if v is not None}
+    user = {k: v for k, v in settings.items() if v is not None}
     if "lr" in user:  # both learning rates; lr_g / lr_d given as well win
         lr = user.pop("lr")
         user.setdefault("lr_g", lr)
         user.setdefault("lr_d", lr)
     if resume is not None:
         rd = RunDir(resume)
-        cfg = _resumed_config(spec, rd, user, out, config)
-    else:
-        file_cfg = read_config_file(config) if config else {}
-        run, hps = flatten_user(spec, file_cfg, user)
-        cfg = resolve(reg, spec, run, hps)
-        if out is None:
-            out = Path("runs") / f"{spec.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-        rd = RunDir(out)
-        if rd.is_run():
-            raise GanzooError(f"--out {out} already holds a run; continue it with --resume {out} or pick another --out")
-        if rd.path.exists() and not rd.path.is_dir():
-            raise GanzooError(f"--out {out} is a file; pick a folder")
-    results = _fit(reg, cfg, rd, resume is not None, quiet, list(callbacks))
-    return Run(rd.path, results=results, config=cfg)
+        return _resumed_config(spec, rd, user, out, config), rd
+    file_cfg = read_config_file(config) if config else {}
+    run, hps = flatten_user(spec, file_cfg, user)
+    cfg = resolve(reg, spec, run, hps)
+    if out is None:
+        out = Path("runs") / f"{spec.name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    rd = RunDir(out)
+    if rd.is_run():
+        raise GanzooError(f"--out {out} already holds a run; continue it with --resume {out} or pick another --out")
+    if rd.path.exists() and not rd.path.is_dir():
+        raise GanzooError(f"--out {out} is a file; pick a folder")
+    return cfg, rd
 
 
 def _resumed_config(spec, rd, user: Mapping[str, Any], out, config) -> dict[str, Any]:

@@ -157,7 +157,13 @@ def run_train(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, seed,
         raise SystemExit(distributed_launch(nproc))
     settings = dict(loss=loss, penalty=penalty, data=data, steps=steps, batch_size=batch_size, seed=seed,
                     image_size=image_size, device=device, lr=lr, **hp_cli)
-    for section, key, value in (parse_assignment(spec, a) for a in assignments):
+    try:
+        parsed = [parse_assignment(spec, a) for a in assignments]
+    except GanzooError:
+        if not distributed.is_main():  # the same command line fails alike everywhere: rank 0 says it
+            raise SystemExit(2) from None
+        raise
+    for section, key, value in parsed:
         settings[f"hparams.{key}" if section == "hparams" else key] = value
         if key in ("lr_g", "lr_d") and settings.get("lr") is not None:  # --set lr_d= beats --lr for lr_d
             settings.setdefault("lr_g" if key == "lr_d" else "lr_d", settings["lr"])

@@ -300,7 +300,9 @@ def _check_penalty(name: str, *, registry: Registry | None = None, workdir: str 
         real, fake = torch.randn(*shape), torch.randn(*shape)
         values = []
         for _ in range(2):
-            value = spec.fn(critic, real, fake, generator=torch.Generator().manual_seed(3))
+            gen = torch.Generator().manual_seed(3)
+            extra = {"rand": lambda *size, g=gen: torch.rand(*size, generator=g)} if _takes(spec.fn, "rand") else {}
+            value = spec.fn(critic, real, fake, generator=gen, **extra)
             assert isinstance(value, torch.Tensor) and value.ndim == 0, f"{name}: fn must return a scalar tensor, got {value!r}"
             assert math.isfinite(float(value.detach())), f"{name}: fn = {float(value.detach())}"
             values.append(value)
@@ -309,6 +311,16 @@ def _check_penalty(name: str, *, registry: Registry | None = None, workdir: str 
         assert any(g is not None and g.abs().sum() > 0 for g in grads), f"{name}: gives the critic no gradient"
     report = _every_architecture(reg, architectures, workdir, penalty=name)
     return {"penalty": name, **report}
+
+
+def _takes(fn: Any, keyword: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _every_architecture(reg: Registry, names: list[str] | None, workdir, loss: str | None = None,
