@@ -165,3 +165,18 @@ def test_a_penalty_gets_a_detached_fake_and_the_runs_generator(cli, tmp_path):
     assert r.code == 0, r.err
     assert RecordingPenalty.seen and set(RecordingPenalty.seen) == {(False, True, True)}
     assert tomllib.loads((out / "config.toml").read_text())["penalty_weight"] == 0.5  # not vanilla's: its own
+
+
+def test_a_set_too_small_to_score_still_finishes_its_run(cli, tmp_path):
+    from PIL import Image
+
+    for sub in ("cats", "dogs"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (9, 9), (40 * i, 0, 0)).save(tmp_path / "data" / ("cats", "dogs")[i % 2] / f"{i}.png")
+    out = tmp_path / "run"
+    r = cli("train", "vanilla", "--data", f"folder:{tmp_path / 'data'}", "--image-size", 8, "--steps", 2,
+            "--out", out, "--batch-size", 2, "--set", "hidden=8", "--set", "eval_samples=10")
+    assert r.code == 0, r.err
+    ev = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()][-1]["eval"]
+    assert ev["note"].startswith("no end-of-run image metrics:") and "image metrics need at least 4" in ev["note"]

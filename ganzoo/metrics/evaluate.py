@@ -33,9 +33,13 @@ def quick_metrics(parts) -> dict[str, Any]:
     ds = parts.dataset
     n = int(parts.cfg.get("eval_samples", 2500))
     if ds.info.kind != "points":
+        from ..errors import GanzooError
         from .image import image_metrics
 
-        return image_metrics(parts, samples=max(2, n))
+        try:
+            return image_metrics(parts, samples=max(2, n))
+        except GanzooError as exc:  # e.g. a set too small to score: the finished run stays finished
+            return {"note": f"no end-of-run image metrics: {exc}"}
     if ds.modes is None or ds.sigma is None:
         return {}
     from .toy2d import mode_metrics
