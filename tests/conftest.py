@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,9 @@ import torch
 from ganzoo.registry import ALLOW_ENV, reset_registry
 
 torch.set_num_threads(1)  # tiny models on a shared 2-core machine: one thread is faster
+# Caches (the image-metrics classifier trained at the end of image runs) go to a temporary folder,
+# never into the user's ~/.cache.
+os.environ.setdefault("GANZOO_CACHE", tempfile.mkdtemp(prefix="ganzoo-test-cache-"))
 
 CORE_PLUGINS = "vanilla,losses,datasets"  # the built-in spine; other plugins cannot disturb these tests
 

@@ -37,6 +37,24 @@ class UserError(click.ClickException):
 FULL_INSTALL_MODULES = {"torch", "pluggy", "onnx", "onnxscript", "sklearn", "safetensors", "matplotlib", "tomli_w"}
 
 
+class UsageLine(click.UsageError):
+    """A usage error (unknown option ...) shown as one line; still a click.UsageError, so the ranks
+    other than 0 of a torchrun run stay silent about it (``ganzoo/__main__.py``)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: D102
+        click.echo(f"ganzoo: error: {self.format_message()}", err=True)
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """click's usage error (unknown option, missing argument ...) as one line, with where to look."""
+    text = " ".join(exc.format_message().split()).replace(". (", " (").rstrip(".")
+    text = text[:1].lower() + text[1:]
+    where = exc.ctx.command_path if exc.ctx is not None else "ganzoo"
+    return f"{text}; see '{where} --help'"
+
+
 def run_guarded(fn, *args, **kwargs):
     """Call ``fn`` turning user mistakes into one clear line instead of a traceback."""
     try:
@@ -48,6 +66,10 @@ def run_guarded(fn, *args, **kwargs):
             raise
         raise UserError(f"this needs {exc.name}, which the torch-free install leaves out; install ganzoo with its "
                         "dependencies (pip install ganzoo), or work from exported .onnx files") from None
+    except UsageLine:
+        raise
+    except click.UsageError as exc:
+        raise UsageLine(usage_line(exc)) from None
     except KeyboardInterrupt:
         raise UserError("interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)") from None
 
@@ -79,6 +101,9 @@ class LazyGroup(click.Group):
         rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return run_guarded(super().make_context, info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx):
         return run_guarded(super().invoke, ctx)

@@ -40,8 +40,8 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "lr_decay": (float, 1.0, "fraction of the run after which both learning rates fall linearly to 0 "
                  "(1: constant; an architecture with its own schedule ignores it)"),
     "amp": (bool, False, "bfloat16 autocast on CUDA"),
-    "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run)"),
-    "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run)"),
+    "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run, every steps // 10)"),
+    "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run, every steps // 4); always at the end"),
     "log_every": (int, 25, "log losses to metrics.jsonl every K steps"),
     "eval_samples": (int, 2500, "samples drawn for end-of-run metrics"),
     "variant": (str, "", "a named bundle of settings the architecture offers (see 'ganzoo info ARCH')"),

@@ -25,7 +25,8 @@ from .context import set_requires_grad
 from . import distributed
 from .distributed import is_main
 from .plots import save_image_grid, save_loss_curve, save_scatter
-from .rundir import RunDir
+from .rundir import CHECKPOINTS_PER_RUN, SAMPLES_PER_RUN, RunDir
+from .rundir import every as _every
 
 
 class Callback:
@@ -65,10 +66,6 @@ class Sampler:
         self.gen.set_state(s["gen"])
         self.perm = s["perm"]
         self.pos = int(s["pos"])
-
-
-def _every(value: int, steps: int, parts: int) -> int:
-    return value if value > 0 else max(1, steps // parts)
 
 
 class Trainer:
@@ -273,8 +270,8 @@ class Trainer:
             self.rd.write_config(cfg)
             self.rd.truncate_metrics_after(self.start_step)
             write_skipped_images(self.rd.path, self.p.train_data)
-        sample_every = _every(int(cfg["sample_every"]), total, 10)
-        ckpt_every = _every(int(cfg["checkpoint_every"]), total, 4)
+        sample_every = _every(int(cfg["sample_every"]), total, SAMPLES_PER_RUN)
+        ckpt_every = _every(int(cfg["checkpoint_every"]), total, CHECKPOINTS_PER_RUN)
         log_every = max(1, int(cfg["log_every"]))
         for net in self.p.nets.values():
             net.train()
