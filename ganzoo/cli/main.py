@@ -38,17 +38,25 @@ FULL_INSTALL_MODULES = {"torch", "pluggy", "onnx", "onnxscript", "sklearn", "saf
 
 def run_guarded(fn, *args, **kwargs):
     """Call ``fn`` turning user mistakes into one clear line instead of a traceback."""
+    from ..engine.interrupt import TrainingStopped
+
     try:
         return fn(*args, **kwargs)
     except GanzooError as exc:
-        raise UserError(str(exc)) from None
+        err = UserError(str(exc))
+        err.exit_code = getattr(exc, "exit_code", 2)  # 2: a user mistake; 1: e.g. a full disk
+        raise err from None
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
             raise
         raise UserError(f"this needs {exc.name}, which the torch-free install leaves out; install ganzoo with its "
                         "dependencies (pip install ganzoo), or work from exported .onnx files") from None
-    except KeyboardInterrupt:
-        raise UserError("interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)") from None
+    except TrainingStopped as exc:  # SIGINT/SIGTERM: checkpointed; 128 + signal number (130, 143)
+        click.echo(f"ganzoo: {exc.message}", err=True)
+        raise click.exceptions.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop
+        click.echo("ganzoo: interrupted; a run keeps its last checkpoint (continue with --resume RUN_DIR)", err=True)
+        raise click.exceptions.Exit(130) from None
 
 
 class LazyGroup(click.Group):

@@ -148,6 +148,8 @@ def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, s
             what = ", ".join(sorted(set(changed) | ({"out"} if out else set()) | ({"config"} if config_file else set())))
             raise GanzooError(f"--resume continues a run as configured; only --steps and --device may change (got {what})")
         if steps is not None:
+            if steps != cfg.get("steps"):
+                _schedule_note(spec, cfg, steps)
             cfg["steps"] = steps
         if device is not None:
             cfg["device"] = device
@@ -173,6 +175,14 @@ def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, s
             raise GanzooError(f"--out {out} is a file; pick a folder")
         trainer = Trainer(cfg, rd, quiet=quiet)
     return trainer, rd
+
+
+def _schedule_note(spec, cfg, steps) -> None:
+    """One line when a learning-rate schedule that depends on the run's length changes course."""
+    if spec.lr_factor is not None or float(cfg.get("lr_decay", 1.0)) < 1.0:
+        click.echo(f"ganzoo: note: the learning-rate schedule of this run is laid over its total steps; "
+                   f"with --steps {steps} instead of {cfg.get('steps')} it changes course from here on "
+                   "(the result differs from a run started with that total)", err=True)
 
 
 def _summary(results) -> None:

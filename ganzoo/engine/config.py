@@ -43,6 +43,8 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run)"),
     "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run)"),
     "log_every": (int, 25, "log losses to metrics.jsonl every K steps"),
+    "keep_checkpoints": (int, 2, "checkpoints/step_XXXXXX.pt files kept, newest first (0: all); last.pt is the newest"),
+    "tensorboard": (bool, True, "write TensorBoard events into the run directory (needs ganzoo[tensorboard])"),
     "eval_samples": (int, 2500, "samples drawn for end-of-run metrics"),
     "variant": (str, "", "a named bundle of settings the architecture offers (see 'ganzoo info ARCH')"),
     # data-parallel and GPU options (docs/distributed.md)
@@ -273,5 +275,6 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(0.0 <= cfg["lr_decay"] <= 1.0, f"lr_decay must be in [0, 1] (a fraction of the run), got {cfg['lr_decay']}")
     need(cfg["image_size"] >= 0, f"--image-size must be positive, got {cfg['image_size']}")
     need(cfg["eval_samples"] >= 1, "eval_samples must be positive")
+    need(cfg["keep_checkpoints"] >= 0, f"keep_checkpoints must be 0 (keep all) or more, got {cfg['keep_checkpoints']}")
     dev = cfg["device"]
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), f"--device must be auto, cpu, cuda or cuda:N, got '{dev}'")
