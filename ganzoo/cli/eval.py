@@ -19,6 +19,9 @@ import click
 def eval_cmd(run_dir, as_json, device, inception_weights, samples):
     """Evaluate a run: mode coverage on 2D data; classifier metrics on images.
 
+    The result is also kept in RUN_DIR/eval.json, shown in RUN_DIR/report.html and written to the
+    run's TensorBoard events. Exported .onnx files older than the checkpoint are named on stderr.
+
     \b
     Examples:
       ganzoo eval runs/vanilla-20261122-101500
@@ -29,6 +32,7 @@ def eval_cmd(run_dir, as_json, device, inception_weights, samples):
     from ..engine.rundir import RunDir
     from ..errors import GanzooError
     from ..metrics.evaluate import evaluate_run
+    from ..report.runinfo import exports, save_evaluation
 
     rd = RunDir(run_dir)
     if not rd.path.exists():
@@ -39,8 +43,12 @@ def eval_cmd(run_dir, as_json, device, inception_weights, samples):
         raise GanzooError("--inception-weights and --samples apply to image runs only")
     if parts.dataset.info.kind != "points":
         options.update(samples=samples, log=lambda msg: click.echo(f"ganzoo: {msg}", err=True))
+    for ex in exports(rd, int(state["step"])):  # an export older than the weights evaluated here
+        if ex.stale:
+            click.echo(f"ganzoo: note: {ex.staleness()}", err=True)
     result = {"run": str(rd.path), "arch": parts.spec.name, "data": parts.cfg["data"], "step": int(state["step"]),
               **evaluate_run(parts, **options)}
+    save_evaluation(rd, result, options)
     if as_json:
         click.echo(json.dumps(result))
         return

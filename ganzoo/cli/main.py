@@ -20,6 +20,7 @@ COMMANDS = {
     "export": ("ganzoo.cli.export", "export_cmd", "Export a run's generator(s) to verified ONNX."),
     "bench": ("ganzoo.cli.bench", "bench_cmd", "Benchmark PyTorch and ONNX Runtime inference."),
     "translate": ("ganzoo.cli.translate", "translate_cmd", "Translate image files with an image-to-image model, at their own size."),
+    "report": ("ganzoo.cli.report", "report_cmd", "Write a run's HTML report, or compare several runs side by side."),
 }
 
 

@@ -159,29 +159,33 @@ def write_history_checkpoint(folder: str | Path, step: int, state: dict[str, Any
 
 def load_latest_checkpoint(folder: str | Path, map_location: Any = "cpu",
                            warn: Callable[[str], Any] | None = None) -> tuple[dict[str, Any], Path]:
-    """The newest readable checkpoint of a run: ``last.pt``, else the newest good ``step_XXXXXX.pt``.
+    """The newest readable checkpoint of a run, and its path.
 
-    Falling back prints one warning line (through ``warn``, stderr by default) naming the file that
-    could not be read and the one used. Raises :class:`GanzooError` when none can be read.
+    Normally ``last.pt`` (the same file as the newest ``step_XXXXXX.pt``). A process killed between
+    writing ``step_XXXXXX.pt`` and pointing ``last.pt`` at it leaves the step file newest: it is
+    complete (written atomically) and is used. A file that cannot be read (bit rot, a copy torn
+    elsewhere) is skipped for the next older one, with one warning line (through ``warn``, stderr by
+    default). Raises :class:`GanzooError` when none can be read.
     """
     folder = Path(folder)
     last = folder / LAST
-    history = step_files(folder)
-    if not history or (last.is_file() and os.path.samefile(history[0][1], last)) and len(history) == 1:
-        return load_checkpoint(last, map_location), last  # nothing to fall back to: the plain error
+    history = [p for _, p in step_files(folder)]
+    same = next((p for p in history if last.is_file() and os.path.samefile(p, last)), None)
+    candidates = history + ([last] if last.is_file() and same is None else [])
+    if len(candidates) <= 1:  # nothing to fall back to: the plain error
+        path = last if not candidates or candidates[0] == same else candidates[0]
+        return load_checkpoint(path, map_location), path
     bad: list[str] = []
-    for path in [last] + [p for _, p in history]:
-        if path != last and last.is_file() and os.path.samefile(path, last):
-            continue  # the same file as last.pt, which could not be read
+    for path in candidates:
         try:
             state = _read(path, map_location)
         except _Unreadable as exc:
-            bad.append(f"{path.name} {exc}")
+            bad.append(f"{LAST} ({path.name}) {exc}" if path == same else f"{path.name} {exc}")
             continue
         if bad:
             msg = f"ganzoo: warning: {'; '.join(bad)}; using {path.name} (step {state['step']}) instead"
             (warn or (lambda m: print(m, file=sys.stderr, flush=True)))(msg)
-        return state, path
+        return state, (last if path == same else path)
     raise GanzooError(f"no checkpoint in {folder} can be read ({'; '.join(bad)}); start a new run")
 
 

@@ -23,8 +23,9 @@ class TrainingStopped(Exception):
     ``exit_code`` is 128 + the signal number: 130 for SIGINT, 143 for SIGTERM.
     """
 
-    def __init__(self, step: int, run_dir: str, arch: str, signum: int):
+    def __init__(self, step: int, run_dir: str, arch: str, signum: int, aborted: bool = False):
         self.step, self.run_dir, self.arch, self.signum = step, run_dir, arch, signum
+        self.aborted = aborted  # a second signal: stopped at once, ``step`` is the previous checkpoint
         self.exit_code = 128 + int(signum)
         super().__init__(self.message)
 
@@ -37,6 +38,9 @@ class TrainingStopped(Exception):
     @property
     def message(self) -> str:
         name = signal.Signals(self.signum).name
+        if self.aborted:
+            kept = f"the checkpoint of step {self.step} is kept" if self.step else "no checkpoint was written yet"
+            return f"{name}: aborted at once; {kept}; resume with: {self.resume_command}"
         return f"{name}: stopped at step {self.step}; resume with: {self.resume_command}"
 
 

@@ -9,6 +9,7 @@ by name: everything architecture-specific comes from the spec and its :class:`St
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 from typing import Any, Iterable, Mapping
@@ -71,8 +72,6 @@ class Sampler:
 def _why_stopped(exc: BaseException) -> str:
     if isinstance(exc, TrainingStopped):
         return exc.message
-    if isinstance(exc, KeyboardInterrupt):
-        return "aborted (a second interrupt)"
     return f"failed: {str(exc).splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}"
 
 
@@ -360,6 +359,12 @@ class Trainer:
                         raise TrainingStopped(step, str(self.rd.path), self.p.spec.name, self.stop.signum)
                     self.results["stopped_at"] = step
                     break
+        except KeyboardInterrupt:  # a second signal (or one while the handlers were not ours)
+            stopped = TrainingStopped(self._saved_step, str(self.rd.path), self.p.spec.name,
+                                      self.stop.signum or signal.SIGINT, aborted=True)
+            for cb in self.callbacks:
+                cb.on_stop(self, self._saved_step, stopped.message)
+            raise stopped from None
         except BaseException as exc:
             for cb in self.callbacks:
                 cb.on_stop(self, self._saved_step, _why_stopped(exc))

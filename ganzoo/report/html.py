@@ -1,6 +1,6 @@
 """``report.html``: one self-contained page per run (and one comparing runs), no server, no network.
 
-Images are inline base64 PNGs, the style is inline CSS, there is no script: the file opens from
+Sample grids are inline base64 PNGs, loss curves inline SVG, the style inline CSS; there is no script: the file opens from
 disk in any browser, and can be mailed or archived alone. Written atomically (temp file + rename),
 so a browser reloading it while training never sees half a page.
 """
@@ -164,8 +164,8 @@ def render_run(info: RunInfo, status: str | None = None) -> str:
             f'<span class="sub" data-step="{done}" data-total="{info.total_steps}">step {done} of {info.total_steps} '
             f'({pct:.0f}%); last checkpoint: {_e(info.checkpoint_step if info.checkpoint_step is not None else "none")}</span>'
             '</section>')
-    png = charts.run_losses_png(charts.loss_series(info.records))
-    losses = _img(png, "loss curves", "chart") if png else '<p class="sub">No losses logged yet.</p>'
+    svg = charts.run_losses_svg(charts.loss_series(info.records))
+    losses = svg or '<p class="sub">No losses logged yet.</p>'
     if info.records:
         last = info.records[-1]
         vals = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k[:2] in ("d_", "g_") and isinstance(v, (int, float)))
@@ -202,6 +202,17 @@ def write_run_report(run_dir: str | Path, status: str | None = None) -> Path:
     path = info.rd.path / REPORT
     atomic_write_text(path, render_run(info, status))
     return path
+
+
+def refresh_report(run_dir: str | Path) -> None:
+    """Rewrite report.html after a command changed the run directory (export, eval); a failure to
+    write it (read-only or full disk) never fails that command."""
+    from ..errors import GanzooError
+
+    try:
+        write_run_report(run_dir)
+    except (OSError, GanzooError):
+        pass
 
 
 # -- several runs ---------------------------------------------------------------------------------------
@@ -243,8 +254,8 @@ def render_compare(infos: Sequence[RunInfo]) -> str:
                         + "</tr>" for k in diff)
     diff_table = (f'<table id="differences"><tr><th>setting</th>{"".join(f"<th>{_e(n)}</th>" for n in names)}</tr>{diff_rows}</table>'
                   if diff else '<p class="sub">The runs have the same settings.</p>')
-    png = charts.overlaid_losses_png([(n, charts.loss_series(i.records)) for n, i in zip(names, infos)])
-    curves = _img(png, "loss curves overlaid", "chart") if png else '<p class="sub">No losses logged.</p>'
+    svgs = charts.overlaid_losses_svg([(n, charts.loss_series(i.records)) for n, i in zip(names, infos)])
+    curves = f'<div class="cols">{"".join(svgs)}</div>' if svgs else '<p class="sub">No losses logged.</p>'
     figs = []
     for name, info in zip(names, infos):
         if info.samples:

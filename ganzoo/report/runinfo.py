@@ -170,6 +170,27 @@ def record_export(run_dir: str | Path, path: str | Path, record: dict[str, Any])
     atomic_write_text(run_dir / EXPORTS, json.dumps(records, indent=1, sort_keys=True) + "\n")
 
 
+def save_evaluation(rd: RunDir, result: dict[str, Any], options: dict[str, Any]) -> None:
+    """Keep a `ganzoo eval` result in RUN_DIR/eval.json, add it to TensorBoard, refresh report.html.
+    A run directory that cannot be written (read-only, full disk) only loses this record."""
+    from ..engine.checkpoint import atomic_write_text
+    from .html import refresh_report
+    from .tensorboard import TensorBoard
+
+    opts = {k: str(v) for k, v in options.items() if k != "log" and v is not None}
+    record = {"step": result["step"], "time": round(time.time(), 3), "options": opts,
+              "result": {k: v for k, v in result.items() if k not in ("run", "arch", "data")}}
+    try:
+        atomic_write_text(rd.path / EVAL, json.dumps(record, indent=1) + "\n")
+        tb = TensorBoard.open(rd.path)
+        if tb is not None:
+            tb.scalars(int(result["step"]), {k: v for k, v in record["result"].items() if k != "step"}, "eval")
+            tb.close()
+    except OSError:
+        return
+    refresh_report(rd.path)
+
+
 def read_run(path: str | Path) -> RunInfo:
     """Read a run directory; raises GanzooError (one line) when it is not one."""
     rd = RunDir(path)
