@@ -62,7 +62,10 @@ def _thin(xs: list[int], ys: list[float]) -> tuple[list[int], list[float]]:
 def svg_chart(lines: Sequence[tuple[str, list[int], list[float]]], title: str = "", width: int = 760,
               height: int = 300, ylabel: str = "loss") -> str:
     """An SVG line chart: ``lines`` of (label, steps, values) against step, with axes and a legend."""
-    left, right, top, bottom = 58, 12, 24 if title else 10, 40
+    per_row = max(1, (width - 70) // 150)
+    legend_rows = math.ceil(len(lines) / per_row)
+    title_h = 20 if title else 4
+    left, right, top, bottom = 58, 12, title_h + 16 * legend_rows + 6, 40
     pw, ph = width - left - right, height - top - bottom
     xs_all = [x for _, xs, _ in lines for x in xs]
     ys_all = [y for _, _, ys in lines for y in ys]
@@ -101,7 +104,7 @@ def svg_chart(lines: Sequence[tuple[str, list[int], list[float]]], title: str = 
         pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))
         out.append(f'<polyline data-series="{html.escape(label)}" fill="none" stroke="{color}" stroke-width="1.4" '
                    f'points="{pts}"/>')
-        lx, ly = left + 10 + (i % 4) * 150, top + 14 + (i // 4) * 14
+        lx, ly = left + (i % per_row) * 150, title_h + 14 + (i // per_row) * 16  # the legend above the plot
         out.append(f'<line x1="{lx}" x2="{lx + 16}" y1="{ly - 4}" y2="{ly - 4}" stroke="{color}" stroke-width="2"/>'
                    f'<text x="{lx + 20}" y="{ly}">{html.escape(label)}</text>')
     out.append("</svg>")

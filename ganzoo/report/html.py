@@ -90,17 +90,23 @@ def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, str, Any, str, st
     return rows
 
 
+def _shown(metrics: Mapping[str, Any], key: str) -> str:
+    """A metric as text: counts out of their total (modes 7/8, classes 10/10), numbers to 4 digits."""
+    value = metrics.get(key)
+    if key == "modes" and "modes_total" in metrics:
+        return f"{value}/{metrics['modes_total']}"
+    k = int(metrics.get("num_classes") or 0)
+    return _fmt(value, k if key.startswith("classes") else 0)
+
+
 def _metrics_table(metrics: Mapping[str, Any], source: str) -> str:
     rows = metric_rows(metrics)
     if not rows:
         return '<p class="sub">No evaluation yet. Image runs: <code>ganzoo eval RUN_DIR</code> adds its metrics here.</p>'
-    k = int(metrics.get("num_classes") or 0)
     out = [f'<p class="sub">{_e(source)}</p><table id="metrics"><tr><th>metric</th><th>value</th>'
            '<th>real-data floor</th><th>floor is</th></tr>']
     for label, key, value, floor, what in rows:
-        shown = _fmt(value, k if key.startswith("classes") else 0)
-        if key == "modes" and "modes_total" in metrics:
-            shown = f"{value}/{metrics['modes_total']}"
+        shown = _shown(metrics, key)
         out.append(f'<tr><td>{_e(label)}</td><td class="num" data-key="{_e(key)}" data-value="{_e(json.dumps(value))}">'
                    f'{_e(shown)}</td><td class="num">{_e(floor)}</td><td>{_e(what)}</td></tr>')
     out.append("</table>")
@@ -239,7 +245,7 @@ def render_compare(infos: Sequence[RunInfo]) -> str:
         last = info.records[-1] if info.records else {}
         cells = "".join(
             f'<td class="num" data-key="{_e(key)}" data-value="{_e(json.dumps(m.get(key)))}">'
-            f'{_e(_fmt(m.get(key)) if key in m else "")}</td>' for _, key in metric_keys)
+            f'{_e(_shown(m, key)) if key in m else ""}</td>' for _, key in metric_keys)
         rows.append(f'<tr data-run="{_e(name)}"><td>{_e(name)}</td><td>{_e(cfg.get("arch"))}</td><td>{_e(cfg.get("loss"))}</td>'
                     f'<td>{_e(cfg.get("penalty"))}</td><td>{_e(cfg.get("data"))}</td>'
                     f'<td class="num">{info.checkpoint_step if info.checkpoint_step is not None else "-"}/{info.total_steps}</td>'
