@@ -157,3 +157,17 @@ def test_torn_metrics_line_is_ignored_and_cut_on_resume(cli, tmp_path):
 
 def test_keep_checkpoints_must_not_be_negative(cli, tmp_path):
     assert_user_error(cli("train", "vanilla", "--out", tmp_path / "r", "--set", "keep_checkpoints=-1"), "keep_checkpoints")
+
+
+def test_full_disk_anywhere_else_is_one_line_too(cli, tmp_path, monkeypatch):
+    from ganzoo.engine.rundir import RunDir
+
+    def full(self, record):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.metrics_path))
+
+    monkeypatch.setattr(RunDir, "append_metrics", full)
+    r = cli("train", "vanilla", "--steps", 10, "--out", tmp_path / "run", "--quiet", *TINY)
+    assert r.code == 1 and r.exception is None, (r.code, r.err, r.exception)
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    assert lines == [f"ganzoo: error: No space left on device while writing {tmp_path / 'run' / 'metrics.jsonl'}; free "
+                     "some disk space (a run keeps its last checkpoint: continue it with --resume RUN_DIR)"]

@@ -203,3 +203,29 @@ def test_changed_steps_with_a_length_dependent_schedule_says_so(all_plugins, tmp
     r = all_plugins("train", "vanilla", "--out", tmp_path / "v", "--quiet", *settings("vanilla", 4))
     r = all_plugins("train", "vanilla", "--resume", tmp_path / "v", "--steps", 6, "--quiet")
     assert r.code == 0 and "changes course" not in r.err  # constant learning rate: nothing to say
+
+
+def test_python_api_stop_request(cli, tmp_path):
+    """The flag a signal sets, set from code: the step finishes, is checkpointed, TrainingStopped says how to resume."""
+    from ganzoo.engine.config import flatten_user, resolve
+    from ganzoo.engine.interrupt import TrainingStopped
+    from ganzoo.engine.rundir import RunDir
+    from ganzoo.engine.trainer import Callback, Trainer
+    from ganzoo.registry import get_registry
+
+    class StopAt(Callback):
+        def on_step_end(self, trainer, step, logs):
+            if step == 7:
+                trainer.stop.request(signal.SIGTERM)
+
+    reg = get_registry()
+    spec = reg.get("architecture", "vanilla")
+    run, hps = flatten_user(spec, {}, {"steps": 20, "device": "cpu", "hidden": 16, "layers": 2, "batch_size": 16})
+    trainer = Trainer(resolve(reg, spec, run, hps), RunDir(tmp_path / "api"), callbacks=[StopAt()], quiet=True)
+    with pytest.raises(TrainingStopped) as info:
+        trainer.fit()
+    stopped = info.value
+    assert (stopped.step, stopped.exit_code, stopped.aborted) == (7, 143, False)
+    assert stopped.resume_command == f"ganzoo train vanilla --resume {tmp_path / 'api'}"
+    assert final(tmp_path / "api")["step"] == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers were put back

@@ -188,7 +188,6 @@ def read_events(run: Path) -> list:
 
 
 def test_tensorboard_events(ring_run):
-    pytest.importorskip("tensorboardX", reason="the dev extra installs tensorboardX")
     scalars: dict[str, list[tuple[int, float]]] = {}
     images, plugins = [], set()
     for ev in read_events(ring_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -55,6 +56,13 @@ def run_guarded(fn, *args, **kwargs):
     except TrainingStopped as exc:  # SIGINT/SIGTERM: checkpointed; 128 + signal number (130, 143)
         click.echo(f"ganzoo: {exc.message}", err=True)
         raise click.exceptions.Exit(exc.exit_code) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        click.echo(f"ganzoo: error: {exc.strerror}{where}; free some disk space (a run keeps its last checkpoint: "
+                   "continue it with --resume RUN_DIR)", err=True)
+        raise click.exceptions.Exit(1) from None
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop
         click.echo("ganzoo: interrupted; a run keeps its last checkpoint (continue with --resume RUN_DIR)", err=True)
         raise click.exceptions.Exit(130) from None
