@@ -26,7 +26,7 @@ from ganzoo.registry import ALLOW_ENV, Registry, reset_registry
 REG = Registry()
 REG.load_entry_points(allow=None)
 ARCHS = REG.names("architecture")
-STEPS = 24
+STEPS = 16
 
 # `ganzoo train ...` with a pause before every step (the engine itself is untouched)
 SLOW = ("import sys, time\n"
@@ -53,10 +53,10 @@ def all_plugins():
 
 
 def settings(arch: str, steps: int = STEPS) -> list[str]:
-    """Tiny settings from the spec, EMA on, a checkpoint every 2 steps."""
+    """Tiny settings from the spec, EMA on, a checkpoint every 3 steps."""
     spec = REG.get("architecture", arch)
-    sets = {"batch_size": 16, "seed": 3, "device": "cpu", "ema": 0.9, "log_every": 3, "sample_every": 5,
-            "checkpoint_every": 2, "eval_samples": 200, **spec.tiny}
+    sets = {"batch_size": 16, "seed": 3, "device": "cpu", "ema": 0.9, "log_every": 2, "sample_every": 8,
+            "checkpoint_every": 3, "eval_samples": 200, **spec.tiny}
     args = ["--steps", steps]
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
@@ -154,12 +154,14 @@ def test_signal_stops_after_the_step_with_a_checkpoint(all_plugins, tmp_path, si
     last = lines[-1]
     k = final(run)["step"]
     assert last == f"ganzoo: {sig.name}: stopped at step {k}; resume with: ganzoo train {arch} --resume {run}", err
-    assert 3 <= k < STEPS  # checkpoint_every=100: the only checkpoint is the one the signal asked for
+    assert 2 <= k < STEPS  # checkpoint_every=100: the only checkpoint is the one the signal asked for
     assert sorted(q.name for q in (run / "checkpoints").iterdir()) == ["last.pt", f"step_{k:06d}.pt"]
     assert "stopped at step" in (run / "report.html").read_text()
     # the printed command continues the run; with the same --steps it ends as if never stopped
     r = all_plugins(*last.split("resume with: ganzoo ", 1)[1].split(), "--quiet")
     assert r.code == 0 and r.exception is None, (r.code, r.err)
+    if sig == signal.SIGINT:
+        return  # the same path as SIGTERM from here: compared once, below
     assert_identical(final(run), train_straight(all_plugins, arch, tmp_path / "straight"))
     assert records(run) == records(tmp_path / "straight"), "the resumed run logs what a straight run logs"
 
