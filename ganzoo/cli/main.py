@@ -54,7 +54,10 @@ def run_guarded(fn, *args, **kwargs):
         raise UserError(f"this needs {exc.name}, which the torch-free install leaves out; install ganzoo with its "
                         "dependencies (pip install ganzoo), or work from exported .onnx files") from None
     except TrainingStopped as exc:  # SIGINT/SIGTERM: checkpointed; 128 + signal number (130, 143)
-        click.echo(f"ganzoo: {exc.message}", err=True)
+        from ..engine.distributed import is_main
+
+        if is_main():  # under torchrun every process stops at the same step; one says so
+            click.echo(f"ganzoo: {exc.message}", err=True)
         raise click.exceptions.Exit(exc.exit_code) from None
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):

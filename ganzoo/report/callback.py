@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Mapping
 
-from ..engine.dist import is_main
+from ..engine.distributed import is_main
 from .tensorboard import INSTALL_HINT, TensorBoard
 
 
@@ -81,9 +81,12 @@ class RunReport:
     def on_train_end(self, trainer, results: Mapping[str, Any]) -> None:
         if not is_main():
             return
-        metrics = {k: v for k, v in results.items() if k not in ("seconds", "steps")}
-        self._tb(self.tb and self.tb.scalars, int(trainer.cfg["steps"]), metrics, "eval")
-        self._refresh(trainer, "finished")
+        if "stopped_at" in results:  # a stop asked by code: checkpointed, no end-of-run evaluation
+            self._refresh(trainer, f"stopped at step {results['stopped_at']} (a stop was requested)")
+        else:
+            metrics = {k: v for k, v in results.items() if k not in ("seconds", "steps")}
+            self._tb(self.tb and self.tb.scalars, int(trainer.cfg["steps"]), metrics, "eval")
+            self._refresh(trainer, "finished")
         self._close()
 
     def _close(self) -> None:
