@@ -3,8 +3,9 @@
 The first signal only raises a flag: the training loop finishes the step it is in, writes a
 checkpoint and raises :class:`TrainingStopped`, which the CLI turns into the resume command and
 exit status 128 + signal number (130 for SIGINT, 143 for SIGTERM, the shell's convention). A second
-signal while the loop is finishing aborts at once (``KeyboardInterrupt``), keeping the previous
-checkpoint. The handlers are installed by :meth:`StopSignal.install` for the duration of a run and
+Ctrl-C (SIGINT) while the loop is finishing aborts at once (``KeyboardInterrupt``), keeping the
+previous checkpoint; a SIGTERM after the first signal changes nothing (SLURM and docker signal every
+process, and torchrun passes signals on to its workers as SIGTERM). The handlers are installed by :meth:`StopSignal.install` for the duration of a run and
 only in the main thread (Python delivers signals there); the previous handlers are restored after.
 """
 
@@ -60,11 +61,19 @@ class StopSignal:
         return self.signum is not None
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002 - signal handler signature
-        if self.signum is not None:  # the second signal: the user does not want to wait
-            raise KeyboardInterrupt
+        if self.signum is not None:
+            # A second Ctrl-C: the user does not want to wait. A repeated SIGTERM is not that: SLURM
+            # and docker signal every process and torchrun passes the signal on again (a terminal's
+            # Ctrl-C reaches torchrun and its workers at once, and torchrun then sends them SIGTERM).
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         self.request(signum)
+        import os
         import sys
 
+        if os.environ.get("RANK", "0") != "0":  # under torchrun every process got it; one says so
+            return
         name = signal.Signals(signum).name
         print(f"ganzoo: {name} received: finishing the current step and saving a checkpoint "
               "(press Ctrl-C again to abort at once)", file=sys.stderr, flush=True)
