@@ -110,10 +110,11 @@ def test_report_of_an_image_run_with_exports_eval_and_a_stale_onnx(tmp_path):
         exp = [row for row in page.rows if "data-file" in row]
         assert [(row["data-file"], row["data-stale"]) for row in exp] == [("generator.onnx", "false")]
         recorded = json.loads((run / "exports.json").read_text())["generator.onnx"]
-        assert recorded["step"] == 8 and set(recorded["errors"]) == {"1", "7"}
+        assert recorded["step"] == 8 and len(recorded["errors"]) >= 2  # batch sizes (and sizes) checked at export
         assert max(recorded["errors"].values()) <= recorded["tolerance"]
         text = (run / "report.html").read_text()
-        assert f"{recorded['errors']['7']:.1e} at batch 7" in text
+        for key, err in recorded["errors"].items():
+            assert f"{err:.1e} at {key}" in text
 
         r = invoke("eval", run, "--json", "--samples", 64)
         assert r.code == 0, r.err

@@ -130,6 +130,11 @@ def status_of(info: RunInfo, status: str | None) -> tuple[str, str]:
     return "stopped", f"not finished: last checkpoint at step {info.checkpoint_step}"
 
 
+def _where(key: str) -> str:
+    """An exports.json parity key as text: "batch 1", "batch 2 at 68x72" (older records: "1")."""
+    return f"batch {key}" if str(key).isdigit() else str(key)
+
+
 def _exports_table(info: RunInfo) -> str:
     if not info.exports:
         return '<p class="sub">None yet: <code>ganzoo export RUN_DIR --onnx</code> writes verified ONNX files here.</p>'
@@ -138,7 +143,7 @@ def _exports_table(info: RunInfo) -> str:
     for ex in info.exports:
         rec = ex.record
         errs = rec.get("errors") or {}
-        parity = ", ".join(f"{float(v):.1e} at batch {b}" for b, v in errs.items())
+        parity = ", ".join(f"{float(v):.1e} at {_where(b)}" for b, v in errs.items())
         parity = f"{parity} &le; {_e(rec.get('tolerance'))}" if parity else "not recorded (exported by another tool or version)"
         size = ex.path.stat().st_size / 1e6
         state = f'<span class="warn">stale: {_e(ex.staleness())}</span>' if ex.stale else "current"
