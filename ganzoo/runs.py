@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -126,8 +127,20 @@ def _resumed_config(spec, rd, user: Mapping[str, Any], out, config) -> dict[str,
                           f"{', '.join(differ)} differ{'s' if len(differ) == 1 else ''}; start a new run to change them")
     for key in RESUMABLE:  # options win over a config file (``given`` holds the file, then the options)
         if ("run", key) in given:
+            if key == "steps" and given["run", key] != cfg.get("steps"):
+                _schedule_note(spec, cfg, given["run", key])
             cfg[key] = given["run", key]
     return cfg
+
+
+def _schedule_note(spec, cfg: Mapping[str, Any], steps: int) -> None:
+    """One line when a learning-rate schedule laid over the run's length changes course on resume."""
+    from .engine.distributed import is_main
+
+    if is_main() and (spec.lr_factor is not None or float(cfg.get("lr_decay", 1.0)) < 1.0):
+        print(f"ganzoo: note: the learning-rate schedule of this run is laid over its total steps; with --steps "
+              f"{steps} instead of {cfg.get('steps')} it changes course from here on (the result differs from a "
+              "run started with that total)", file=sys.stderr)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -313,12 +326,21 @@ class Run:
             return model.run(image=model.data_images(n))
         return model.run(**sample_inputs(model.info, n, seed, label))
 
-    # Issue 15 adds ``translate(images, direction=...)`` here: image-to-image inference on user images.
+    def translate(self, inputs, out_dir: str | Path, net: str | None = None, **options):
+        """Translate image files (or folders of them) at their own size into ``out_dir`` with the
+        run's generator ``net`` (default: the first, e.g. ``G_AB``); ``ganzoo translate RUN_DIR``.
+        ``options``: those of :func:`ganzoo.deploy.translate.translate` (``size``, ``side_by_side``,
+        ``batch_size``, ``max_pixels``, ``progress``, ``log``). Returns its ``TranslateResult``."""
+        from .deploy.translate import translate
+
+        return translate(self.model(net), inputs, out_dir, **options)
 
     def evaluate(self, inception_weights: str | None = None, samples: int | None = None, log=None) -> dict[str, Any]:
         """The metrics ``ganzoo eval`` prints, as a dict: 2D mode coverage, or the image metrics
         (classifier FD/IS, classes; FID/KID with ``inception_weights``). Deterministic for a run."""
+        from .engine.rundir import RunDir
         from .metrics.evaluate import evaluate_run
+        from .report.runinfo import exports, save_evaluation
 
         parts, state = self._parts()
         options: dict[str, Any] = {}
@@ -329,8 +351,14 @@ class Run:
             options.update(samples=samples, log=log)
             if inception_weights:
                 options["inception_weights"] = inception_weights
-        return {"run": str(self.path), "arch": parts.spec.name, "data": parts.cfg["data"], "step": int(state["step"]),
-                **evaluate_run(parts, **options)}
+        rd = RunDir(self.path)
+        for ex in exports(rd, int(state["step"])):  # an export older than the weights evaluated here
+            if ex.stale and log is not None:
+                log(f"note: {ex.staleness()}")
+        result = {"run": str(self.path), "arch": parts.spec.name, "data": parts.cfg["data"], "step": int(state["step"]),
+                  **evaluate_run(parts, **options)}
+        save_evaluation(rd, result, options)  # RUN_DIR/eval.json, TensorBoard, report.html
+        return result
 
     def export(self, path: str | Path | None = None, net: str | None = None, opset: int = 18, fp16: bool = False,
                log=None) -> list[Path]:

@@ -256,3 +256,15 @@ def test_the_python_api_takes_a_loaded_model(cyclegan, tmp_path):
     res = translate(model, tmp_path / "photos" / "gray.png", tmp_path / "out", progress=False, log=lambda k, m: heard.append(k))
     assert [p.name for p in res.written] == ["gray.png"] and heard == ["note"]
     assert isinstance(model.info, ModelInfo) and res.provider == "cpu" and res.model == "cyclegan/G_AB"
+
+
+def test_the_python_api_translates_a_run_as_the_cli_does(cyclegan, tmp_path):
+    """``ganzoo.load(run).translate(...)`` writes the files ``ganzoo translate RUN_DIR`` writes."""
+    import ganzoo
+
+    _photos(tmp_path / "photos")
+    res = ganzoo.load(cyclegan).translate(tmp_path / "photos" / "odd.jpg", tmp_path / "api", net="G_BA", progress=False)
+    assert [p.name for p in res.written] == ["odd.png"]
+    r = invoke("translate", cyclegan, tmp_path / "photos" / "odd.jpg", "--net", "G_BA", "--out-dir", tmp_path / "cli")
+    assert r.code == 0, r.err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "api" / "odd.png")), np.asarray(Image.open(tmp_path / "cli" / "odd.png")))

@@ -19,6 +19,9 @@ import click
 def eval_cmd(run_dir, as_json, device, inception_weights, samples):
     """Evaluate a run: mode coverage on 2D data; classifier metrics on images.
 
+    The result is also kept in RUN_DIR/eval.json, shown in RUN_DIR/report.html and written to the
+    run's TensorBoard events. Exported .onnx files older than the checkpoint are named on stderr.
+
     \b
     Examples:
       ganzoo eval runs/vanilla-20261122-101500

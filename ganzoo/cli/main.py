@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -21,6 +22,7 @@ COMMANDS = {
     "bench": ("ganzoo.cli.bench", "bench_cmd", "Benchmark PyTorch and ONNX Runtime inference."),
     "translate": ("ganzoo.cli.translate", "translate_cmd", "Translate image files with an image-to-image model, at their own size."),
     "cache": ("ganzoo.cli.cache", "cache_cmd", "List or clear the decoded data cache (ganzoo cache clear)."),
+    "report": ("ganzoo.cli.report", "report_cmd", "Write a run's HTML report, or compare several runs side by side."),
 }
 
 
@@ -57,10 +59,14 @@ def usage_line(exc: click.UsageError) -> str:
 
 def run_guarded(fn, *args, **kwargs):
     """Call ``fn`` turning user mistakes into one clear line instead of a traceback."""
+    from ..engine.interrupt import TrainingStopped
+
     try:
         return fn(*args, **kwargs)
     except GanzooError as exc:
-        raise UserError(str(exc)) from None
+        err = UserError(str(exc))
+        err.exit_code = getattr(exc, "exit_code", 2)  # 2: a user mistake; 1: e.g. a full disk
+        raise err from None
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
             raise
@@ -70,8 +76,22 @@ def run_guarded(fn, *args, **kwargs):
         raise
     except click.UsageError as exc:
         raise UsageLine(usage_line(exc)) from None
-    except KeyboardInterrupt:
-        raise UserError("interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)") from None
+    except TrainingStopped as exc:  # SIGINT/SIGTERM: checkpointed; 128 + signal number (130, 143)
+        from ..engine.distributed import is_main
+
+        if is_main():  # under torchrun every process stops at the same step; one says so
+            click.echo(f"ganzoo: {exc.message}", err=True)
+        raise click.exceptions.Exit(exc.exit_code) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        click.echo(f"ganzoo: error: {exc.strerror}{where}; free some disk space (a run keeps its last checkpoint: "
+                   "continue it with --resume RUN_DIR)", err=True)
+        raise click.exceptions.Exit(1) from None
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop
+        click.echo("ganzoo: interrupted; a run keeps its last checkpoint (continue with --resume RUN_DIR)", err=True)
+        raise click.exceptions.Exit(130) from None
 
 
 class LazyGroup(click.Group):

@@ -1,10 +1,14 @@
 """The run directory: one folder holding everything a run makes.
 
     config.toml          resolved configuration (a valid --config file)
-    checkpoints/last.pt  latest checkpoint (weights, optimisers, RNG, step); step_XXXXXX.pt kept too
+    checkpoints/last.pt  latest checkpoint (weights, optimisers, RNG, step): a hard link to the newest
+    checkpoints/step_XXXXXX.pt  the newest ``keep_checkpoints`` checkpoints
     samples/step_XXXXXX.png
     metrics.jsonl        one JSON object per line: losses every log_every steps, evaluations
     loss_curve.png       written at the end
+    report.html          the run's page (ganzoo.report), refreshed at every checkpoint
+    events.out.tfevents.*  TensorBoard events (with tensorboardX installed)
+    eval.json, exports.json  the latest ``ganzoo eval`` result; ``ganzoo export``'s parity figures
     *.onnx               exported generators (``ganzoo export``)
 """
 
