@@ -143,6 +143,14 @@ def test_bulk_mistakes_are_one_line(runs, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_an_out_dir_that_cannot_be_a_folder_is_one_line(runs, tmp_path):
+    onnx_path = runs["cgan"] / "generator.onnx"
+    (tmp_path / "afile").write_text("x")
+    assert_user_error(invoke("sample", onnx_path, "-n", "3", "--out-dir", tmp_path / "afile"), "is a file")
+    assert_user_error(invoke("sample", onnx_path, "-n", "3", "--out-dir", tmp_path / "afile" / "sub"), "cannot create that folder")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 def test_bulk_from_onnx_runs_where_torch_cannot_be_imported(runs, tmp_path):
     env, marker = torch_blocked_env(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "ganzoo.cli.main", "sample", str(runs["cgan"] / "generator.onnx"), "-n", "12",

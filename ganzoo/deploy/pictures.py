@@ -9,6 +9,7 @@ for training previews live in ``ganzoo/engine/plots.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -88,6 +89,14 @@ def load_image(path: Path, channels: int, size: tuple[int, int]):
     return arr / 127.5 - 1.0, alpha, conversion
 
 
+def make_folder(path: Path, option: str) -> None:
+    """Create the output folder ``path`` (and its parents); :class:`GanzooError` naming ``option`` if it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GanzooError(f"{option} {path}: cannot create that folder ({exc.strerror or exc}); pass another") from None
+
+
 def save_png(pic: np.ndarray, path: Path, alpha=None) -> None:
     """Write ``pic`` uint8 ``[H, W, C]`` (C 1 or 3; ``alpha``: a PIL "L" image to attach) as a PNG,
     atomically: under a temporary name, then renamed, so an interrupted run leaves no half file."""
@@ -97,8 +106,13 @@ def save_png(pic: np.ndarray, path: Path, alpha=None) -> None:
     if alpha is not None:
         img.putalpha(alpha)
     tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as exc:  # disk full, permissions, the folder removed meanwhile: the files written so far are kept
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise GanzooError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
 def save_translated(out: np.ndarray, src_arr: np.ndarray, alpha, path: Path, side_by_side: bool) -> None:
