@@ -256,3 +256,63 @@ def test_the_python_api_takes_a_loaded_model(cyclegan, tmp_path):
     res = translate(model, tmp_path / "photos" / "gray.png", tmp_path / "out", progress=False, log=lambda k, m: heard.append(k))
     assert [p.name for p in res.written] == ["gray.png"] and heard == ["note"]
     assert isinstance(model.info, ModelInfo) and res.provider == "cpu" and res.model == "cyclegan/G_AB"
+
+
+def _truncated_jpeg(path: Path) -> None:
+    """A JPEG whose header reads (Image.open works) but whose pixels stop half way."""
+    data_file = path.with_name("whole.tmp.jpg")
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(data_file, quality=90)
+    data = data_file.read_bytes()
+    data_file.unlink()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _bomb_png(path: Path) -> None:
+    """A PNG header claiming 30000x30000 px: Pillow refuses to open it (DecompressionBombError)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_undecodable_images_are_skipped_in_a_folder_and_refused_when_named(cyclegan, tmp_path):
+    photos = tmp_path / "photos"
+    sizes = _photos(photos)
+    _truncated_jpeg(photos / "cut.jpg")
+    _bomb_png(photos / "bomb.png")
+    r = invoke("translate", cyclegan / "G_AB.onnx", photos, "--out-dir", tmp_path / "o", "--quiet")
+    assert r.exception is None and r.code == 0, (r.err, r.exception)
+    assert "Traceback" not in r.err
+    assert "cut.jpg" in r.err and "bomb.png" in r.err  # named in warnings
+    assert sorted(p.stem for p in (tmp_path / "o").glob("*.png")) == sorted(sizes)  # every other image translated
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", photos / "cut.jpg", "--out-dir", tmp_path / "o2"),
+                      "cut.jpg", "cannot be decoded")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", photos / "bomb.png", "--out-dir", tmp_path / "o2"),
+                      "bomb.png", "not an image that can be read")
+    (tmp_path / "only_bad").mkdir()
+    _bomb_png(tmp_path / "only_bad" / "bomb.png")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "only_bad", "--out-dir", tmp_path / "o2"),
+                      "no images", "could not be read: bomb.png")
+
+
+def test_an_out_dir_that_cannot_be_a_folder_is_one_line(cyclegan, tmp_path):
+    _photos(tmp_path / "photos")
+    (tmp_path / "afile").write_text("x")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "afile"),
+                      "is a file")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "afile" / "sub"),
+                      "cannot create that folder")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_an_image_named_twice_is_translated_once(cyclegan, tmp_path):
+    _photos(tmp_path / "photos")
+    gray = tmp_path / "photos" / "gray.png"
+    r = invoke("translate", cyclegan / "G_AB.onnx", gray, gray, tmp_path / "photos", "--out-dir", tmp_path / "o", "--quiet")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()).count("gray.png") == 1
+    assert not list((tmp_path / "o").glob("gray_*"))
