@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,20 @@ def load_images(path: str | Path, channels: int, height: int, width: int, limit:
     return out
 
 
+@contextlib.contextmanager
+def open_image(path: Path):
+    """``PIL.Image.open`` without Pillow's ``DecompressionBombWarning`` (images of 89-179 M px): a
+    two-line Python warning, where ``ganzoo translate`` checks each image's size against the memory
+    available itself, from the header, before decoding. Above 179 M px Pillow still refuses
+    (``DecompressionBombError``)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            yield im
+
+
 def _has_alpha(im) -> bool:
     return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
 
@@ -58,7 +73,7 @@ def load_image(path: Path, channels: int, size: tuple[int, int]):
     (float32 ``[C, h, w]`` in [-1, 1], alpha as a PIL image or None, the conversion made or "")."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as raw:
+    with open_image(path) as raw:
         im = ImageOps.exif_transpose(raw)
         im.load()
     alpha = None

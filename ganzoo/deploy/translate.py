@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import GanzooError
-from .pictures import IMAGE_SUFFIXES, load_image, make_folder, save_translated
+from .pictures import IMAGE_SUFFIXES, load_image, make_folder, open_image, save_translated
 from .progress import progress_bar
 
 SIZE_MODES = ("native", "train")
@@ -148,7 +148,7 @@ def find_inputs(inputs: Sequence[str | Path]) -> tuple[list[Source], list[Path]]
                 skipped.append(f)
                 continue
             try:
-                with Image.open(f) as im:
+                with open_image(f) as im:
                     h, w = _oriented_size(im)
                     found.append(Source(f, h, w, in_folder=in_folder))
             except unreadable as exc:
