@@ -158,3 +158,13 @@ def test_bulk_from_onnx_runs_where_torch_cannot_be_imported(runs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists(), "the .onnx bulk path imported torch"
     assert len(list((tmp_path / "out").glob("*_label*.png"))) == 12
+
+
+def test_ctrl_c_while_sampling_points_to_resume(runs, tmp_path, monkeypatch):
+    def interrupt(self, **feeds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GanzooModel, "run", interrupt)
+    line = assert_user_error(invoke("sample", runs["cgan"] / "generator.onnx", "-n", "4", "--out-dir", tmp_path / "o"),
+                             "interrupted", "--resume")
+    assert "checkpoint" not in line

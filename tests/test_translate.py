@@ -329,3 +329,21 @@ def test_a_large_photo_gives_no_pillow_warning_only_ganzoos_own_check(cyclegan, 
     assert r.code == 0, r.err
     assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
     assert len(list((tmp_path / "o").glob("*.png"))) == 6
+
+
+def test_ctrl_c_says_the_translated_images_are_kept(cyclegan, tmp_path, monkeypatch):
+    _photos(tmp_path / "photos")
+    calls = []
+    real_run = GanzooModel.run
+
+    def run_then_interrupt(self, **feeds):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run(self, **feeds)
+
+    monkeypatch.setattr(GanzooModel, "run", run_then_interrupt)
+    r = invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "o", "--batch-size", "1", "--quiet")
+    line = assert_user_error(r, "interrupted", "translated so far are kept")
+    assert "checkpoint" not in line
+    assert len(list((tmp_path / "o").glob("*.png"))) == 1

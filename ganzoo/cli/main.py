@@ -37,8 +37,17 @@ class UserError(click.ClickException):
 FULL_INSTALL_MODULES = {"torch", "pluggy", "onnx", "onnxscript", "sklearn", "safetensors", "matplotlib", "tomli_w"}
 
 
-def run_guarded(fn, *args, **kwargs):
-    """Call ``fn`` turning user mistakes into one clear line instead of a traceback."""
+# what Ctrl-C leaves behind, per command
+INTERRUPTED = {
+    "train": "interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)",
+    "sample": "interrupted; the sample files written so far are kept (with --out-dir: run the same command with --resume to finish)",
+    "translate": "interrupted; the images translated so far are kept in --out-dir",
+}
+
+
+def run_guarded(fn, *args, command=lambda: "", **kwargs):
+    """Call ``fn`` turning user mistakes into one clear line instead of a traceback (``command()``:
+    the sub-command it ran, for what an interruption keeps)."""
     try:
         return fn(*args, **kwargs)
     except GanzooError as exc:
@@ -49,7 +58,7 @@ def run_guarded(fn, *args, **kwargs):
         raise UserError(f"this needs {exc.name}, which the torch-free install leaves out; install ganzoo with its "
                         "dependencies (pip install ganzoo), or work from exported .onnx files") from None
     except KeyboardInterrupt:
-        raise UserError("interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)") from None
+        raise UserError(INTERRUPTED.get(command(), "interrupted")) from None
 
 
 class LazyGroup(click.Group):
@@ -69,6 +78,7 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx, args):
         name = args[0] if args else None
+        ctx.meta["ganzoo.command"] = name
         if name and name not in COMMANDS and not name.startswith("-"):
             from ..errors import did_you_mean
 
@@ -81,7 +91,7 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
     def invoke(self, ctx):
-        return run_guarded(super().invoke, ctx)
+        return run_guarded(super().invoke, ctx, command=lambda: ctx.meta.get("ganzoo.command", ""))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
