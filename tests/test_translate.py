@@ -347,3 +347,9 @@ def test_ctrl_c_says_the_translated_images_are_kept(cyclegan, tmp_path, monkeypa
     line = assert_user_error(r, "interrupted", "translated so far are kept")
     assert "checkpoint" not in line
     assert len(list((tmp_path / "o").glob("*.png"))) == 1
+
+
+def test_a_bad_option_value_is_one_line_too(cyclegan, tmp_path):
+    r = invoke("translate", cyclegan / "G_AB.onnx", tmp_path, "--out-dir", tmp_path / "o", "--batch-size", "many")
+    assert_user_error(r, "--batch-size", "'ganzoo translate --help'")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path), "--out-dir")  # missing option

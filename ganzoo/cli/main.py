@@ -37,6 +37,15 @@ class UserError(click.ClickException):
 FULL_INSTALL_MODULES = {"torch", "pluggy", "onnx", "onnxscript", "sklearn", "safetensors", "matplotlib", "tomli_w"}
 
 
+class OneLineUsageError(click.UsageError):
+    """click's usage error (a bad option value, a missing argument) as one 'ganzoo: error: ...' line
+    naming the help to read; still a UsageError, so only rank 0 prints it under torchrun."""
+
+    def show(self, file=None) -> None:  # noqa: D102
+        where = f" (see '{self.ctx.command_path} --help')" if self.ctx is not None else ""
+        click.echo(f"ganzoo: error: {self.format_message()}{where}", err=True)
+
+
 # what Ctrl-C leaves behind, per command
 INTERRUPTED = {
     "train": "interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)",
@@ -52,6 +61,10 @@ def run_guarded(fn, *args, command=lambda: "", **kwargs):
         return fn(*args, **kwargs)
     except GanzooError as exc:
         raise UserError(str(exc)) from None
+    except click.UsageError as exc:
+        if isinstance(exc, OneLineUsageError):
+            raise
+        raise OneLineUsageError(exc.format_message(), exc.ctx) from None
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
             raise
