@@ -353,3 +353,14 @@ def test_a_bad_option_value_is_one_line_too(cyclegan, tmp_path):
     r = invoke("translate", cyclegan / "G_AB.onnx", tmp_path, "--out-dir", tmp_path / "o", "--batch-size", "many")
     assert_user_error(r, "--batch-size", "'ganzoo translate --help'")
     assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path), "--out-dir")  # missing option
+
+
+def test_a_dark_16_bit_image_stays_dark(tmp_path):
+    from ganzoo.deploy.pictures import load_image
+
+    path = tmp_path / "dark16.png"
+    Image.fromarray(np.full((8, 8), 200, np.uint16)).save(path)  # 200 of 65535: almost black
+    assert Image.open(path).mode == "I;16"
+    arr, _, conversion = load_image(path, 1, (8, 8))
+    assert conversion == "scaled from 16 bits"
+    assert np.allclose(arr, -1.0, atol=0.01)  # 200/65535 of white is black in 8 bits, not 8-bit 200 (0.57)

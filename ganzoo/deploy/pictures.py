@@ -83,7 +83,8 @@ def load_image(path: Path, channels: int, size: tuple[int, int]):
     conversion = ""
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grayscale: scale, do not clip
         arr = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if im.mode.startswith("I") and arr.max() > 255 else 255.0
+        # I;16 is 16-bit by its mode (a dark one too); 32-bit "I" (some 16-bit files) only by its values
+        top = 65535.0 if im.mode.startswith("I;16") or (im.mode == "I" and arr.max() > 255) else 255.0
         im = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
         conversion = "scaled from 16 bits"
     gray = im.mode in ("L", "LA", "1")
