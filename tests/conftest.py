@@ -82,6 +82,17 @@ def assert_user_error(r: Result, *fragments: str) -> str:
     return lines[0]
 
 
+def assert_interrupted(r: Result, *fragments: str) -> str:
+    """An interruption (Ctrl-C): exit code 130, one line 'ganzoo: interrupted; ...', no traceback."""
+    assert r.code == 130, (r.code, r.out, r.err)
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ganzoo: interrupted"), r.err
+    assert "Traceback" not in r.err + r.out
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    return lines[0]
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _ganzoo_cache(tmp_path_factory):
     """A cache folder for the session (decoded data sets, classifiers): tests never touch

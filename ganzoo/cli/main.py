@@ -57,8 +57,17 @@ def usage_line(exc: click.UsageError) -> str:
     return f"{text}; see '{where} --help'"
 
 
-def run_guarded(fn, *args, **kwargs):
-    """Call ``fn`` turning user mistakes into one clear line instead of a traceback."""
+# what Ctrl-C leaves behind, per command
+INTERRUPTED = {
+    "train": "interrupted; a run keeps its last checkpoint (continue with --resume RUN_DIR)",
+    "sample": "interrupted; the sample files written so far are kept (with --out-dir: run the same command with --resume to finish)",
+    "translate": "interrupted; the images translated so far are kept in --out-dir",
+}
+
+
+def run_guarded(fn, *args, command=lambda: "", **kwargs):
+    """Call ``fn`` turning user mistakes into one clear line instead of a traceback (``command()``:
+    the sub-command it ran, for what an interruption keeps)."""
     from ..engine.interrupt import TrainingStopped
 
     try:
@@ -89,8 +98,8 @@ def run_guarded(fn, *args, **kwargs):
         click.echo(f"ganzoo: error: {exc.strerror}{where}; free some disk space (a run keeps its last checkpoint: "
                    "continue it with --resume RUN_DIR)", err=True)
         raise click.exceptions.Exit(1) from None
-    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop
-        click.echo("ganzoo: interrupted; a run keeps its last checkpoint (continue with --resume RUN_DIR)", err=True)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop: 130, as for SIGINT
+        click.echo(f"ganzoo: {INTERRUPTED.get(command(), 'interrupted')}", err=True)
         raise click.exceptions.Exit(130) from None
 
 
@@ -111,6 +120,7 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx, args):
         name = args[0] if args else None
+        ctx.meta["ganzoo.command"] = name
         if name and name not in COMMANDS and not name.startswith("-"):
             from ..errors import did_you_mean
 
@@ -126,7 +136,7 @@ class LazyGroup(click.Group):
         return run_guarded(super().make_context, info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx):
-        return run_guarded(super().invoke, ctx)
+        return run_guarded(super().invoke, ctx, command=lambda: ctx.meta.get("ganzoo.command", ""))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
