@@ -131,7 +131,9 @@ def test_resume_refuses_changed_settings(cli, seeded):
 
 def test_no_temp_files_left(seeded):
     for run in seeded.values():
-        assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]
+        # the newest keep_checkpoints=2 saves, and last.pt (the same file as the newest)
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step_000015.pt", "step_000020.pt"]
+        assert (run / "checkpoints/last.pt").samefile(run / "checkpoints/step_000020.pt")
         assert not [p for p in run.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
 
 

@@ -99,23 +99,27 @@ def list_cmd(kind, pattern, as_json):
 def plugins_cmd(as_json):
     """Show the installed plugins: distribution, version, hooks, and load errors.
 
-    GANZOO_PLUGINS=a,b loads only those plugins; GANZOO_STRICT_PLUGINS=1 makes load errors fatal.
+    A plugin is ERROR when it failed to load or when one of its specs was refused (a name clash:
+    built-in names are reserved, and two third-party specs with one name are both refused); WARN
+    when it loaded with a likely mistake (no @ganzoo.hookimpl). GANZOO_PLUGINS=a,b loads only those
+    plugins; GANZOO_STRICT_PLUGINS=1 makes load errors and warnings fatal.
     """
     reg = get_registry()
     records = [
         {"plugin": r.name, "distribution": r.provider.dist, "version": r.provider.version,
-         "hooks": r.hooks, "error": r.error}
+         "builtin": r.provider.builtin, "hooks": r.hooks, "error": r.error, "warning": r.warning}
         for r in sorted(reg.plugins.values(), key=lambda r: r.name)
     ]
-    other = [e for e in reg.errors if not any(r["error"] and r["error"] in e for r in records)]
+    other = [e for e in reg.errors if not any(e.startswith(f"plugin '{r['plugin']}' ") for r in records)]
     if as_json:
-        click.echo(json.dumps({"plugins": records, "errors": reg.errors}, indent=2))
+        click.echo(json.dumps({"plugins": records, "errors": reg.errors, "warnings": reg.warnings}, indent=2))
         return
     for r in records:
-        status = "ERROR" if r["error"] else "ok"
+        status = "ERROR" if r["error"] else "WARN" if r["warning"] else "ok"
         click.echo(f"{r['plugin']:<16} {r['distribution'] + ' ' + r['version']:<24} {status:<6} {', '.join(r['hooks'])}")
-        if r["error"]:
-            click.echo(f"    {r['error']}")
+        for problem in (r["error"], r["warning"]):
+            if problem:
+                click.echo(f"    {problem}")
     for e in other:
         click.echo(f"error: {e}")
     if not records:

@@ -40,9 +40,11 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "lr_decay": (float, 1.0, "fraction of the run after which both learning rates fall linearly to 0 "
                  "(1: constant; an architecture with its own schedule ignores it)"),
     "amp": (bool, False, "bfloat16 autocast on CUDA"),
-    "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run)"),
-    "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run)"),
+    "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run, every steps // 10)"),
+    "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run, every steps // 4); always at the end"),
     "log_every": (int, 25, "log losses to metrics.jsonl every K steps"),
+    "keep_checkpoints": (int, 2, "checkpoints/step_XXXXXX.pt files kept, newest first (0: all); last.pt is the newest"),
+    "tensorboard": (bool, True, "write TensorBoard events into the run directory (needs ganzoo[tensorboard])"),
     "eval_samples": (int, 2500, "samples drawn for end-of-run metrics"),
     "variant": (str, "", "a named bundle of settings the architecture offers (see 'ganzoo info ARCH')"),
     # data-parallel and GPU options (docs/distributed.md)
@@ -306,5 +308,6 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(cfg["load_scale"] >= 1.0, f"--set load_scale must be at least 1 (1: off), got {cfg['load_scale']}")
     need(cfg["augment_min_size"] >= 0, f"--set augment_min_size must be 0 or more pixels, got {cfg['augment_min_size']}")
     need(cfg["data_workers"] >= 0, f"--set data_workers must be 0 (every core) or more, got {cfg['data_workers']}")
+    need(cfg["keep_checkpoints"] >= 0, f"keep_checkpoints must be 0 (keep all) or more, got {cfg['keep_checkpoints']}")
     dev = cfg["device"]
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), f"--device must be auto, cpu, cuda or cuda:N, got '{dev}'")
