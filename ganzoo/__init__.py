@@ -8,6 +8,8 @@ Importing ``ganzoo`` is light (no torch). Plugin authors use:
 
 Names that need more than the standard library (``hookimpl`` needs pluggy) are imported on first
 use (:func:`__getattr__`), so the torch-free runtime installs with numpy, onnxruntime and pillow only.
+Users train and open runs with ``ganzoo.train(...)`` and ``ganzoo.load(run_dir)`` (``ganzoo.runs``,
+imported on first use too: they need torch).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from .specs import (
 
 __version__ = "0.1.0"
 
-_LAZY = {"hookimpl": "ganzoo.hookspecs"}
+_LAZY = {"hookimpl": "ganzoo.hookspecs", "train": "ganzoo.runs", "load": "ganzoo.runs", "Run": "ganzoo.runs"}
 
 
 def __getattr__(name: str):
-    """``ganzoo.hookimpl`` (pluggy), imported on first use so the torch-free install needs no pluggy."""
+    """``ganzoo.hookimpl`` (pluggy) and ``ganzoo.train``, ``ganzoo.load``, ``ganzoo.Run`` (torch),
+    imported on first use so the torch-free install needs neither."""
     if name in _LAZY:
         import importlib
 
@@ -40,6 +43,9 @@ def __getattr__(name: str):
 __all__ = [
     "__version__",
     "hookimpl",
+    "train",
+    "load",
+    "Run",
     "GanzooError",
     "ArchitectureSpec",
     "DatasetSpec",

@@ -18,8 +18,15 @@ from .data.images import (
     default_workers,
     list_images,
     read_image,
-    square_resize,
+    square_resize_image,
     warn,
+)
+from .data.public import (
+    convert_channels,
+    dataset_from_arrays,
+    image_info,
+    images_from_array,
+    square_resize,
 )
 from .engine.context import Preview, Step, StepContext, set_requires_grad
 from .errors import GanzooError
@@ -50,7 +57,6 @@ __all__ = [
     "list_images",
     "load_image_files",
     "read_image",
-    "square_resize",
     "warn",
     "DataInfo",
     "DataRequest",
@@ -66,6 +72,12 @@ __all__ = [
     "Step",
     "StepContext",
     "conv_plan",
+    "convert_channels",
+    "dataset_from_arrays",
+    "image_info",
+    "images_from_array",
+    "square_resize",
+    "square_resize_image",
     "down_stack",
     "init_weights",
     "stage_widths",

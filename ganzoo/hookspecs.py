@@ -35,3 +35,6 @@ def ganzoo_penalties() -> Iterable[PenaltySpec]:
 @hookspec
 def ganzoo_datasets() -> Iterable[DatasetSpec]:
     """Return the data sets (embedded ones and file formats) this plugin provides."""
+
+
+HOOK_NAMES = ("ganzoo_architectures", "ganzoo_losses", "ganzoo_penalties", "ganzoo_datasets")

@@ -134,8 +134,12 @@ class ArchitectureSpec:
     lr_factor: Callable[[int, int], float] | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)  # train-config defaults (batch_size, steps, ...)
     # Defaults for one kind of data ("points", "image", "unpaired"), keys as for ``--set`` (run keys
-    # including "loss", or hyper-parameter names), applied over ``defaults`` and the optimizer specs
-    # when the run's data is of that kind. E.g. vanilla: a 2D latent code for 2D points.
+    # including "loss", "penalty" and "penalty_weight", or hyper-parameter names), applied over
+    # ``defaults`` and the optimizer specs when the run's data is of that kind; the loss's and
+    # penalty's suggestions, a variant, --config and the user's options still sit above them. A loss
+    # or penalty named here counts as the architecture's own for that kind (its suggestions are not
+    # applied). E.g. vanilla: {"points": {"loss": "lsgan", "latent_dim": 2, "ema": 0.99}}.
+    # ``ganzoo info ARCH`` and ``ganzoo train ARCH --help`` show them.
     data_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     min_image_size: int = 1
     paper: str = ""
@@ -143,9 +147,11 @@ class ArchitectureSpec:
     # as "optimizer", "lr_d", "penalty", or hyper-parameter names). They sit above the loss's and the
     # penalty's suggestions; the user's own options still win. E.g. WGAN's {"clip": {...}}.
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # hp -> True when the architecture's own step keeps its critic Lipschitz for these hyper-parameters
-    # (weight clipping in ``Step.after_d_update``, spectral norm ...), so a loss that needs a
-    # constraint (``LossSpec.needs_lipschitz``, e.g. wgan) may run without a penalty.
+    # ``critic_constraint(hp) -> bool``: called with the run's resolved hyper-parameters (a dict, name
+    # -> value) before any network is built; True when the architecture's own step keeps its critic
+    # Lipschitz for these hyper-parameters (weight clipping in ``Step.after_d_update`` with clip > 0,
+    # spectral norm ...), so a loss that needs a constraint (``LossSpec.needs_lipschitz``, e.g. wgan)
+    # may run without a Lipschitz penalty. WGAN: ``lambda hp: hp["clip"] > 0``.
     critic_constraint: Callable[[Mapping[str, Any]], bool] | None = None
     # Settings (keys as for ``--set``) for the smallest sensible model: small widths, small images.
     # The zoo test (tests/test_zoo.py) trains every architecture with them for a few steps.
@@ -185,8 +191,34 @@ class LossSpec:
 
 @dataclass(frozen=True)
 class PenaltySpec:
-    """A regulariser added to the discriminator loss. ``fn(critic, real, fake)`` returns a scalar
-    tensor; ``critic`` is a callable mapping a batch of inputs to discriminator outputs."""
+    """A regulariser added to the discriminator loss (gradient penalty, R1, ...).
+
+    ``fn(critic, real, fake, generator=None)`` returns a scalar tensor; the engine multiplies it by the
+    run's ``penalty_weight`` and adds it to the discriminator loss (``StepContext.penalty_term``).
+
+    * ``critic`` maps a batch of inputs to raw discriminator outputs (a closure over labels for
+      conditional critics), so the penalty can differentiate through it;
+    * ``real`` is the real batch and ``fake`` the generated one, **already detached** from the
+      generator (``fake.detach()``): no gradient reaches the generator through a penalty;
+    * ``generator`` is the run's seeded ``torch.Generator`` (on the run's device): draw any random
+      numbers (interpolation weights) from it so runs stay reproducible; a ``fn`` that also takes a
+      ``rand`` keyword gets ``ctx.rand`` (``rand(n, *shape)``), whose draws do not depend on the
+      number of processes of a data-parallel run;
+    * the penalty runs in the discriminator step only and must not step any optimiser.
+
+    ``weight`` is the default ``penalty_weight``. Which weight a run uses, lowest first: this
+    ``weight``; the architecture's own ``penalty_weight`` (its ``defaults`` / ``data_defaults``) but
+    only when the run uses the architecture's own default penalty — e.g. ``--penalty r1`` on an
+    architecture whose default penalty is r1 keeps the weight it was tuned with, while any other
+    penalty brings its own ``weight``; then ``--config`` and ``--set penalty_weight=``.
+
+    ``suggested``: optimiser hints (``n_critic``, ``betas``, ``lr``, ``optimizer``) applied when the
+    penalty is not the architecture's default one, below the user's settings (as for losses).
+    ``lipschitz``: True when it keeps the critic (softly) 1-Lipschitz, as the gradient penalty does;
+    a loss with ``needs_lipschitz`` (wgan) accepts it. ``per_sample``: True when each sample's
+    gradient must depend on that sample alone, so a critic with BatchNorm (which mixes a batch) is
+    refused when the networks are built (gp: Gulrajani et al. 2017, sec. 4).
+    """
 
     name: str
     summary: str
@@ -194,9 +226,7 @@ class PenaltySpec:
     weight: float = 10.0
     suggested: Mapping[str, Any] = field(default_factory=dict)
     paper: str = ""
-    lipschitz: bool = False  # True when it keeps the critic (softly) 1-Lipschitz, as the gradient penalty does
-    # True when each sample's critic score must depend on that sample alone: a critic with BatchNorm
-    # (which mixes a batch) is then refused when the networks are built (gp: Gulrajani et al. 2017, §4).
+    lipschitz: bool = False
     per_sample: bool = False
 
 
@@ -206,6 +236,10 @@ class DatasetSpec:
     have ``takes_path=True`` and are named ``--data NAME:PATH``.
 
     ``load(request)`` gets a :class:`ganzoo.api.DataRequest` and returns a :class:`ganzoo.api.Dataset`.
+    ``native_size(request)``, optional, tells cheaply (headers only, nothing decoded) the one
+    ``(height, width)`` every image of the set has, or returns None when the sizes differ or cannot be
+    told; it must not raise for bad paths (``load`` reports those). The engine trains at that size
+    when the architecture can build it (see :mod:`ganzoo.engine.image_size`).
     """
 
     name: str
@@ -214,6 +248,7 @@ class DatasetSpec:
     load: Callable[..., Any]
     takes_path: bool = False
     labelled: bool = False
+    native_size: Callable[..., Any] | None = None
 
 
 SPEC_TYPES = {

@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,12 @@ import torch
 from ganzoo.registry import ALLOW_ENV, reset_registry
 
 torch.set_num_threads(1)  # tiny models on a shared 2-core machine: one thread is faster
+# ... and runs (in-process and child processes) then skip the automatic thread choice, which samples
+# the CPU load; tests of that choice unset it (tests/test_threads.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Caches (the image-metrics classifier trained at the end of image runs) go to a temporary folder,
+# never into the user's ~/.cache.
+os.environ.setdefault("GANZOO_CACHE", tempfile.mkdtemp(prefix="ganzoo-test-cache-"))
 
 CORE_PLUGINS = "vanilla,losses,datasets"  # the built-in spine; other plugins cannot disturb these tests
 
@@ -72,6 +79,17 @@ def assert_user_error(r: Result, *fragments: str) -> str:
     assert r.code == 2, (r.code, r.out, r.err)
     lines = [ln for ln in r.err.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("ganzoo: error: "), r.err
+    assert "Traceback" not in r.err + r.out
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+    return lines[0]
+
+
+def assert_interrupted(r: Result, *fragments: str) -> str:
+    """An interruption (Ctrl-C): exit code 130, one line 'ganzoo: interrupted; ...', no traceback."""
+    assert r.code == 130, (r.code, r.out, r.err)
+    lines = [ln for ln in r.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ganzoo: interrupted"), r.err
     assert "Traceback" not in r.err + r.out
     for frag in fragments:
         assert frag in lines[0], (frag, lines[0])

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -148,3 +149,56 @@ def test_batch_parallel_is_reported_in_the_records(tmp_path):
         check_available(rec, "ort-cpu", "cpu")
         assert rec["sessions"] == 2 and rec["threads"] == 2
     assert "2 sessions" in format_table(records)
+
+
+def test_workers_import_the_installed_ganzoo_from_a_folder_holding_a_checkout(tmp_path, monkeypatch):
+    """Run from a folder with a ganzoo/ directory (a checkout), `python -m` would put that folder
+    first on the worker's sys.path and import it as an empty namespace package instead of the
+    installed ganzoo; workers start elsewhere, and relative paths still point where the user meant."""
+    from test_export import train_tiny
+
+    train_tiny("vanilla", "points", tmp_path / "run")
+    home = tmp_path / "home"
+    (home / "ganzoo").mkdir(parents=True)
+    monkeypatch.chdir(home)
+    r = invoke("bench", "../run", "--backends", "eager", "--batch-sizes", "1", "--threads", "1", "--json", *FAST)
+    assert r.exit_code == 0, r.output
+    rec = json.loads(r.stdout)[0]
+    assert rec["available"] is True, rec.get("reason")
+    check_available(rec, "eager", "torch-cpu")
+    recs = run_jobs(bench_jobs(Path("../run"), ["eager"], [1], threads=1, warmup_s=0, min_time_s=0, min_iters=3)[0], rounds=2)
+    assert recs[0]["available"] is True, recs[0].get("reason")  # the serving workers of --rounds too
+
+
+def _rec(backend, p50, rounds=None, batch=1, **kw):
+    return {"backend": backend, "batch_size": batch, "p50_ms": p50, "p90_ms": p50 * 1.2, "p99_ms": p50 * 1.5,
+            "images_per_s": batch * 1e3 / p50, "threads": 2, "provider": "cpu", "available": True,
+            **({"rounds_p50_ms": rounds} if rounds else {}), **kw}
+
+
+def test_table_ratio_against_eager_and_spread_over_rounds():
+    recs = [_rec("eager", 2.0, [108.0, 2.1, 1.9, 2.0]), _rec("ort-cpu", 0.5, [0.5, 0.55, 0.45]),
+            _rec("eager", 10.0, batch=8), _rec("ort-cpu", 20.0, batch=8), _rec("ort-cpu", 4.0, batch=64)]
+    lines = format_table(recs, gpu=False).splitlines()
+    assert "vs eager" in lines[0] and "rounds p50 ms" in lines[0]
+    rows = {(ln.split()[0], int(ln.split()[1])): ln for ln in lines[2:7]}
+    assert "1.00x" in rows["eager", 1] and "4.00x" in rows["ort-cpu", 1] and "0.50x" in rows["ort-cpu", 8]
+    assert " - " in rows["ort-cpu", 64]  # no eager figure at batch 64: no ratio
+    assert "1.9-108 !" in rows["eager", 1] and "0.45-0.55" in rows["ort-cpu", 1] and "!" not in rows["ort-cpu", 1]
+    assert lines[7].startswith("! a round's p50 was over 2x from the median")
+    calm = format_table([_rec("eager", 2.0, [2.0, 2.2, 1.9])], gpu=False)
+    assert "!" not in calm and len(calm.splitlines()) == 3
+
+
+def test_gpu_backends_without_a_gpu_are_one_line():
+    missing = [{"backend": b, "batch_size": n, "available": False, "p50_ms": None,
+                "reason": "onnxruntime has no provider 'cuda'; install onnxruntime-gpu (CUDA 13, cuDNN 9) ..."}
+               for b in ("eager-cuda", "ort-cuda", "ort-trt") for n in (1, 8)]
+    broken = {"backend": "compile", "batch_size": 1, "available": False, "p50_ms": None, "reason": "torch.compile failed: X"}
+    recs = [_rec("eager", 1.0), *missing, broken]
+    lines = format_table(recs, gpu=False).splitlines()
+    assert lines[-2:] == ["compile     unavailable: torch.compile failed: X",
+                          "eager-cuda, ort-cuda, ort-trt (PyTorch CUDA, CUDA, TensorRT): not available on this machine (no GPU)"]
+    assert "install" not in "\n".join(lines)
+    with_gpu = format_table(recs, gpu=True).splitlines()  # a GPU whose libraries are missing: say what to install
+    assert sum("unavailable: onnxruntime has no provider 'cuda'" in ln for ln in with_gpu) == 3

@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_user_error, invoke, torch_blocked_env
+from conftest import assert_interrupted, assert_user_error, invoke, torch_blocked_env
 from ganzoo.deploy.bulk import spread_labels
 from ganzoo.deploy.contract import class_rows, iter_z, make_z
 from ganzoo.deploy.export import export_run
@@ -143,6 +143,14 @@ def test_bulk_mistakes_are_one_line(runs, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_an_out_dir_that_cannot_be_a_folder_is_one_line(runs, tmp_path):
+    onnx_path = runs["cgan"] / "generator.onnx"
+    (tmp_path / "afile").write_text("x")
+    assert_user_error(invoke("sample", onnx_path, "-n", "3", "--out-dir", tmp_path / "afile"), "is a file")
+    assert_user_error(invoke("sample", onnx_path, "-n", "3", "--out-dir", tmp_path / "afile" / "sub"), "cannot create that folder")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
 def test_bulk_from_onnx_runs_where_torch_cannot_be_imported(runs, tmp_path):
     env, marker = torch_blocked_env(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "ganzoo.cli.main", "sample", str(runs["cgan"] / "generator.onnx"), "-n", "12",
@@ -150,3 +158,13 @@ def test_bulk_from_onnx_runs_where_torch_cannot_be_imported(runs, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists(), "the .onnx bulk path imported torch"
     assert len(list((tmp_path / "out").glob("*_label*.png"))) == 12
+
+
+def test_ctrl_c_while_sampling_points_to_resume(runs, tmp_path, monkeypatch):
+    def interrupt(self, **feeds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GanzooModel, "run", interrupt)
+    line = assert_interrupted(invoke("sample", runs["cgan"] / "generator.onnx", "-n", "4", "--out-dir", tmp_path / "o"),
+                              "--resume")
+    assert "checkpoint" not in line

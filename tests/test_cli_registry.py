@@ -108,7 +108,7 @@ def test_plugins_json(run):
     assert set(by_name) == set(BUILTIN.split(","))
     assert by_name["vanilla"]["hooks"] == ["ganzoo_architectures"]
     assert by_name["losses"]["hooks"] == ["ganzoo_losses", "ganzoo_penalties"]
-    assert all(p["error"] is None and p["distribution"] == "ganzoo" for p in data["plugins"])
+    assert all(p["error"] is None and p["distribution"] == "ganzoo" and p["builtin"] for p in data["plugins"])
     assert data["errors"] == []
 
 

@@ -145,7 +145,8 @@ def test_training_updates_all_four_networks_and_writes_the_grid(tmp_path):
         keys = [k for k in before if k.startswith(net + ".")]
         assert any(not torch.equal(before[k], after[k]) for k in keys), f"{net} did not change"
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    logged = rows[-1]
+    logged = [r for r in rows if "eval" not in r][-1]
+    assert "cycle_l1" in rows[-1]["eval"]  # the end-of-run evaluation row comes last
     for key in ("d_D_A", "d_D_B", "g_adv_AB", "g_adv_BA", "g_cycle", "g_identity", "g_loss"):
         assert key in logged
     # the grid: rows A, A->B, A->B->A, B, B->A, B->A->B of 8 images, 16 px upscaled x2, 2 px padding

@@ -355,3 +355,21 @@ def test_stop_requested_stops_at_that_step_with_a_checkpoint(tmp_path):
     assert results["stopped_at"] == 3 and results["steps"] == 3 and "modes" not in results
     assert state(tmp_path / "run")["step"] == 3
     assert not (tmp_path / "run" / "loss_curve.png").exists()
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_setup_error_on_every_rank_closes_the_process_group_before_exiting(monkeypatch, rank):
+    """Exiting with the gloo process group still open sometimes aborted a rank at interpreter exit
+    ('terminate called without an active exception', signal 6): a user mistake then ended in three
+    lines and exit status 1 instead of one line and 2 (seen with --nproc 2 --resume runs/missing)."""
+    from ganzoo.engine import distributed
+
+    closed = []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "is_main", lambda: rank == 0)
+    monkeypatch.setattr(distributed, "shutdown", lambda: closed.append(True))
+    with pytest.raises((distributed.EveryRankError, SystemExit)) as caught:
+        distributed.report_rank_error(distributed.EveryRankError("run directory runs/nope does not exist"))
+    assert closed == [True]
+    if rank:
+        assert caught.value.code == 2

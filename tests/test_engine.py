@@ -123,7 +123,7 @@ def test_resume_needs_more_steps(cli, seeded):
 
 def test_resume_refuses_changed_settings(cli, seeded):
     assert_user_error(cli("train", "vanilla", "--resume", seeded["a"], "--steps", 30, "--set", "hidden=8"),
-                      "only --steps and --device may change")
+                      "only --steps, --device and --threads may change")
 
 
 # --- (c) checkpoints ---------------------------------------------------------------------------
@@ -131,7 +131,9 @@ def test_resume_refuses_changed_settings(cli, seeded):
 
 def test_no_temp_files_left(seeded):
     for run in seeded.values():
-        assert [p.name for p in (run / "checkpoints").iterdir()] == ["last.pt"]
+        # the newest keep_checkpoints=2 saves, and last.pt (the same file as the newest)
+        assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.pt", "step_000015.pt", "step_000020.pt"]
+        assert (run / "checkpoints/last.pt").samefile(run / "checkpoints/step_000020.pt")
         assert not [p for p in run.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
 
 

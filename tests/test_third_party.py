@@ -101,6 +101,9 @@ def test_example_plugin_imports_only_the_public_api():
     meta = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())
     assert meta["project"]["name"] == "ganzoo-example-plugin" and meta["project"]["version"] == "0.1.0"
     assert meta["project"]["entry-points"]["ganzoo"] == {"pacgan": "ganzoo_example.pacgan", "rsgan": "ganzoo_example.rsgan"}
+    tests = (EXAMPLE / "tests" / "test_example.py").read_text()  # its tests use the public kit only
+    imports = {n.module for n in ast.walk(ast.parse(tests)) if isinstance(n, ast.ImportFrom)}
+    assert imports == {"ganzoo.testing"}
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +160,7 @@ def test_plugins_shows_the_example_distribution(example_runs):
     data = json.loads(rec["plugins"]["stdout"])
     by_name = {p["plugin"]: p for p in data["plugins"]}
     assert by_name["pacgan"] == {"plugin": "pacgan", "distribution": "ganzoo-example-plugin", "version": "0.1.0",
-                                 "hooks": ["ganzoo_architectures"], "error": None}
+                                 "builtin": False, "hooks": ["ganzoo_architectures"], "error": None, "warning": None}
     assert by_name["rsgan"]["hooks"] == ["ganzoo_losses"] and by_name["rsgan"]["error"] is None
 
 
@@ -332,3 +335,68 @@ def test_strict_failure_in_a_plain_process(broken_site):
     p = _ganzoo(broken_site, f"{BUILTIN},broken", "list", **{STRICT_ENV: "1"})
     _one_line_error(p.returncode, p.stdout, p.stderr, "plugin 'broken' (broken-plugin 0.1)", "broken on purpose")
     assert "Traceback" not in p.stderr
+
+
+# -- name clashes: nothing a third party installs changes what a user trains --------------------------
+CLASH_LOSS = """
+from ganzoo import LossSpec, hookimpl
+
+def _never(*args):
+    raise RuntimeError("the replacement {name} was used")
+
+@hookimpl
+def ganzoo_losses():
+    return [LossSpec({name!r}, "a replacement {name}", _never, _never), LossSpec({extra!r}, "its own loss", _never, _never)]
+"""
+
+
+@pytest.fixture(scope="module")
+def clash_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clash")
+    _fake_dist(root, "hinge-plugin", "aaa", "clash_hinge", CLASH_LOSS.format(name="hinge", extra="own-a"))
+    _fake_dist(root, "renamer-plugin", "losses", "clash_losses", CLASH_LOSS.format(name="hinge", extra="own-b"))
+    _fake_dist(root, "twin-a", "twina", "clash_twin_a", CLASH_LOSS.format(name="twin", extra="own-c"))
+    _fake_dist(root, "twin-b", "twinb", "clash_twin_b", CLASH_LOSS.format(name="twin", extra="own-d"))
+    allow = f"{BUILTIN},hinge-plugin,renamer-plugin,twin-a,twin-b"
+    out = tmp_path_factory.mktemp("clash_runs")
+    commands = [(["plugins", "--json"], {}), (["list", "losses", "--json"], {}), (["plugins"], {}),
+                (["train", "vanilla", "--loss", "hinge", "--steps", "2", "--out", str(out / "h"), *SMALL], {})]
+    return out, _drive(root, allow, commands)
+
+
+def test_a_clash_never_changes_what_a_user_trains(clash_runs):
+    out, (plugins, listed, table, train) = clash_runs
+    data = json.loads(plugins["stdout"])
+    by_name = {p["plugin"]: p for p in data["plugins"]}
+    # the entry point named 'losses' of another distribution does not rename the built-in one
+    assert by_name["losses"]["distribution"] == "ganzoo" and by_name["losses"]["error"] is None
+    assert by_name["losses"]["builtin"] is True
+    renamer = by_name["renamer-plugin:losses"]
+    assert renamer["distribution"] == "renamer-plugin" and not renamer["builtin"]
+    for name in ("aaa", "renamer-plugin:losses"):  # reusing a built-in name: refused, whatever the order
+        assert "loss 'hinge' is a built-in name of ganzoo" in by_name[name]["error"]
+    for name in ("twina", "twinb"):  # two third parties: both refused, naming both
+        err = by_name[name]["error"]
+        assert "duplicate loss 'twin'" in err and "twin-a 0.1" in err and "twin-b 0.1" in err
+    losses = {rec["name"]: rec for rec in json.loads(listed["stdout"])}
+    assert losses["hinge"]["distribution"] == "ganzoo" and "twin" not in losses
+    assert {"own-a", "own-b", "own-c", "own-d"} <= set(losses)  # their other specs still load
+    rows = {line.split()[0]: line for line in table["stdout"].splitlines() if line and not line.startswith(" ")}
+    assert all("ERROR" in rows[n] for n in ("aaa", "renamer-plugin:losses", "twina", "twinb"))
+    assert " ok " in rows["losses"]
+    warnings = listed["stderr"].strip().splitlines()
+    assert len(warnings) == 4 and all(w.startswith("ganzoo: warning: plugin '") for w in warnings)
+    assert train["code"] == 0, train  # the built-in hinge trained (the replacements raise when called)
+    assert tomllib.loads((out / "h" / "config.toml").read_text())["loss"] == "hinge"
+
+
+def test_the_example_plugins_own_tests_pass_with_the_kit(site):
+    """The example's tests/ (ganzoo.testing and the pytest11 fixtures only), run by pytest as the
+    plugin's author runs them, strict, with the plugin installed."""
+    src = site.parent / "src"
+    env = _env(site, BUILTIN + ",ganzoo-example-plugin")
+    env[STRICT_ENV] = "1"
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "tests"],
+                       cwd=src, capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert "4 passed" in p.stdout

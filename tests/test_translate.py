@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_user_error, invoke, torch_blocked_env
+from conftest import assert_interrupted, assert_user_error, invoke, torch_blocked_env
 from ganzoo.deploy.contract import ModelInfo
 from ganzoo.deploy.export import RunModel, export_run
 from ganzoo.deploy.runtime import GanzooModel
@@ -256,3 +256,123 @@ def test_the_python_api_takes_a_loaded_model(cyclegan, tmp_path):
     res = translate(model, tmp_path / "photos" / "gray.png", tmp_path / "out", progress=False, log=lambda k, m: heard.append(k))
     assert [p.name for p in res.written] == ["gray.png"] and heard == ["note"]
     assert isinstance(model.info, ModelInfo) and res.provider == "cpu" and res.model == "cyclegan/G_AB"
+
+
+def test_the_python_api_translates_a_run_as_the_cli_does(cyclegan, tmp_path):
+    """``ganzoo.load(run).translate(...)`` writes the files ``ganzoo translate RUN_DIR`` writes."""
+    import ganzoo
+
+    _photos(tmp_path / "photos")
+    res = ganzoo.load(cyclegan).translate(tmp_path / "photos" / "odd.jpg", tmp_path / "api", net="G_BA", progress=False)
+    assert [p.name for p in res.written] == ["odd.png"]
+    r = invoke("translate", cyclegan, tmp_path / "photos" / "odd.jpg", "--net", "G_BA", "--out-dir", tmp_path / "cli")
+    assert r.code == 0, r.err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "api" / "odd.png")), np.asarray(Image.open(tmp_path / "cli" / "odd.png")))
+
+
+def _truncated_jpeg(path: Path) -> None:
+    """A JPEG whose header reads (Image.open works) but whose pixels stop half way."""
+    data_file = path.with_name("whole.tmp.jpg")
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(data_file, quality=90)
+    data = data_file.read_bytes()
+    data_file.unlink()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _bomb_png(path: Path) -> None:
+    """A PNG header claiming 30000x30000 px: Pillow refuses to open it (DecompressionBombError)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_undecodable_images_are_skipped_in_a_folder_and_refused_when_named(cyclegan, tmp_path):
+    photos = tmp_path / "photos"
+    sizes = _photos(photos)
+    _truncated_jpeg(photos / "cut.jpg")
+    _bomb_png(photos / "bomb.png")
+    r = invoke("translate", cyclegan / "G_AB.onnx", photos, "--out-dir", tmp_path / "o", "--quiet")
+    assert r.exception is None and r.code == 0, (r.err, r.exception)
+    assert "Traceback" not in r.err
+    assert "cut.jpg" in r.err and "bomb.png" in r.err  # named in warnings
+    assert sorted(p.stem for p in (tmp_path / "o").glob("*.png")) == sorted(sizes)  # every other image translated
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", photos / "cut.jpg", "--out-dir", tmp_path / "o2"),
+                      "cut.jpg", "cannot be decoded")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", photos / "bomb.png", "--out-dir", tmp_path / "o2"),
+                      "bomb.png", "not an image that can be read")
+    (tmp_path / "only_bad").mkdir()
+    _bomb_png(tmp_path / "only_bad" / "bomb.png")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "only_bad", "--out-dir", tmp_path / "o2"),
+                      "no images", "could not be read: bomb.png")
+
+
+def test_an_out_dir_that_cannot_be_a_folder_is_one_line(cyclegan, tmp_path):
+    _photos(tmp_path / "photos")
+    (tmp_path / "afile").write_text("x")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "afile"),
+                      "is a file")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "afile" / "sub"),
+                      "cannot create that folder")
+    assert (tmp_path / "afile").read_text() == "x"
+
+
+def test_an_image_named_twice_is_translated_once(cyclegan, tmp_path):
+    _photos(tmp_path / "photos")
+    gray = tmp_path / "photos" / "gray.png"
+    r = invoke("translate", cyclegan / "G_AB.onnx", gray, gray, tmp_path / "photos", "--out-dir", tmp_path / "o", "--quiet")
+    assert r.code == 0, r.err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()).count("gray.png") == 1
+    assert not list((tmp_path / "o").glob("gray_*"))
+
+
+def test_a_large_photo_gives_no_pillow_warning_only_ganzoos_own_check(cyclegan, tmp_path, monkeypatch):
+    import warnings
+
+    _photos(tmp_path / "photos")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 300)  # the 16x16 to 23x17 inputs now count as 'large' to Pillow
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        r = invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "o", "--quiet")
+    assert r.code == 0, r.err
+    assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert len(list((tmp_path / "o").glob("*.png"))) == 6
+
+
+def test_ctrl_c_says_the_translated_images_are_kept(cyclegan, tmp_path, monkeypatch):
+    _photos(tmp_path / "photos")
+    calls = []
+    real_run = GanzooModel.run
+
+    def run_then_interrupt(self, **feeds):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run(self, **feeds)
+
+    monkeypatch.setattr(GanzooModel, "run", run_then_interrupt)
+    r = invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "o", "--batch-size", "1", "--quiet")
+    line = assert_interrupted(r, "translated so far are kept")
+    assert "checkpoint" not in line
+    assert len(list((tmp_path / "o").glob("*.png"))) == 1
+
+
+def test_a_bad_option_value_is_one_line_too(cyclegan, tmp_path):
+    r = invoke("translate", cyclegan / "G_AB.onnx", tmp_path, "--out-dir", tmp_path / "o", "--batch-size", "many")
+    assert_user_error(r, "--batch-size", "'ganzoo translate --help'")
+    assert_user_error(invoke("translate", cyclegan / "G_AB.onnx", tmp_path), "--out-dir")  # missing option
+
+
+def test_a_dark_16_bit_image_stays_dark(tmp_path):
+    from ganzoo.deploy.pictures import load_image
+
+    path = tmp_path / "dark16.png"
+    Image.fromarray(np.full((8, 8), 200, np.uint16)).save(path)  # 200 of 65535: almost black
+    assert Image.open(path).mode == "I;16"
+    arr, _, conversion = load_image(path, 1, (8, 8))
+    assert conversion == "scaled from 16 bits"
+    assert np.allclose(arr, -1.0, atol=0.01)  # 200/65535 of white is black in 8 bits, not 8-bit 200 (0.57)

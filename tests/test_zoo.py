@@ -15,7 +15,6 @@ section at the end.
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -26,11 +25,12 @@ from ganzoo import ArchitectureSpec, GanzooError, OptimizerSpec, hookimpl
 from ganzoo.api import DataInfo, Step
 from ganzoo.cli.main import cli
 from ganzoo.data.resolve import load_dataset
-from ganzoo.engine.build import build_run
 from ganzoo.engine.config import FIELDS, flatten_user, incompatibility, resolve
 from ganzoo.engine.rundir import RunDir
 from ganzoo.engine.trainer import Trainer
 from ganzoo.registry import ALLOW_ENV, STRICT_ENV, Registry, get_registry, reset_registry
+from ganzoo.testing import checks as kit
+from ganzoo.testing.checks import assert_all_changed, assert_finite, snapshot
 
 torch.set_num_threads(1)
 
@@ -39,65 +39,19 @@ REG.load_entry_points(allow=None)
 ARCHS = REG.names("architecture")
 LOSSES = REG.names("loss")
 PENALTIES = ["none"] + REG.names("penalty")
-PREFERRED_DATA = {"points": "ring8", "image": "digits", "unpaired": "digits-unpaired"}
-TEST_RUN = {"steps": 2, "batch_size": 8, "seed": 0, "device": "cpu", "log_every": 1, "eval_samples": 200}
 
 
 def spec(name: str) -> ArchitectureSpec:
     return REG.get("architecture", name)
 
 
-def data_for(arch: ArchitectureSpec, kind: str) -> str:
-    """An embedded data set of ``kind`` (labelled when the architecture needs labels)."""
-    ok = [d.name for d in (e.spec for e in REG.entries("dataset"))
-          if d.kind == kind and not d.takes_path and (d.labelled or not arch.needs_labels)]
-    if not ok:
-        pytest.fail(f"no embedded {kind} data set{' with labels' if arch.needs_labels else ''} to train '{arch.name}' on")
-    return PREFERRED_DATA[kind] if PREFERRED_DATA.get(kind) in ok else ok[0]
-
-
+# The building blocks are the plugin authors' test kit (ganzoo.testing): one code path for both.
 def tiny_run(arch: ArchitectureSpec, kind: str, **extra) -> dict:
-    """Run settings for a tiny test run of ``arch`` on ``kind`` data, derived from its spec."""
-    run = {**TEST_RUN, "data": data_for(arch, kind)}
-    if kind != "points" and "image_size" not in arch.tiny:
-        run["image_size"] = max(8, arch.min_image_size)
-    run.update(arch.tiny)
-    run.update(extra)
-    return run
-
-
-_DATA: dict = {}
+    return kit.tiny_run(REG, arch, kind, **extra)
 
 
 def make_trainer(arch: ArchitectureSpec, run: dict, out) -> Trainer:
-    r, h = flatten_user(arch, {}, run)
-    cfg = resolve(REG, arch, r, h)
-    key = (cfg["data"], cfg["image_size"])
-    if key not in _DATA:
-        _DATA[key] = load_dataset(cfg["data"], image_size=cfg["image_size"] or None, registry=REG)
-    parts = build_run(cfg, registry=REG, dataset=_DATA[key])
-    return Trainer(cfg, RunDir(out), quiet=True, parts=parts)
-
-
-def snapshot(trainer: Trainer) -> dict[str, list[torch.Tensor]]:
-    return {n: [p.detach().clone() for p in net.parameters()] for n, net in trainer.p.nets.items()}
-
-
-def assert_all_changed(trainer: Trainer, before) -> None:
-    nets = trainer.p.nets
-    grouped = {n for g in ("G", "D") for n in trainer.p.spec.groups[g]}
-    assert grouped <= set(nets)
-    for name, old in before.items():
-        new = list(nets[name].parameters())
-        assert old, f"network {name} has no parameters"
-        changed = any(not torch.equal(a, b) for a, b in zip(old, new))
-        assert changed, f"{trainer.p.spec.name}: no weight of network '{name}' changed in training"
-
-
-def assert_finite(logs) -> None:
-    assert logs, "the step logged nothing"
-    for k, v in logs.items():
-        assert math.isfinite(float(v)), f"{k} = {float(v)}"
+    return kit.make_trainer(REG, arch, run, out)
 
 
 # -- every architecture, default loss, every data kind it takes ----------------------------------------
@@ -113,19 +67,7 @@ def test_the_zoo_is_installed():
 
 @pytest.mark.parametrize("arch,kind", DEFAULT_CASES, ids=[f"{a}-{k}" for a, k in DEFAULT_CASES])
 def test_trains_with_its_default_loss(arch, kind, tmp_path):
-    s = spec(arch)
-    tr = make_trainer(s, tiny_run(s, kind, steps=3, sample_every=3, checkpoint_every=3), tmp_path / "run")
-    before = snapshot(tr)
-    results = tr.fit()
-    assert results["steps"] == 3
-    rows = [r for r in tr.rd.read_metrics() if "eval" not in r]
-    assert [r["step"] for r in rows] == [1, 2, 3]
-    for r in rows:
-        assert_finite({k: v for k, v in r.items() if k != "step"})
-        assert "d_loss" in r and "g_loss" in r
-    assert_all_changed(tr, before)
-    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
-    assert tr.rd.sample_path(3).is_file()
+    kit.check_training(REG, spec(arch), kind, tmp_path / "run")
 
 
 # -- every architecture x loss x penalty: trains, or is refused with a reason --------------------------
@@ -133,33 +75,9 @@ def test_trains_with_its_default_loss(arch, kind, tmp_path):
 PAIRS = [(a, lo, pe) for a in ARCHS for lo in LOSSES for pe in PENALTIES]
 
 
-def _pair_run(s, loss, penalty):
-    return tiny_run(s, s.data_kinds[0], loss=loss, penalty=penalty, n_critic=1)
-
-
 @pytest.mark.parametrize("arch,loss,penalty", PAIRS, ids=["-".join(p) for p in PAIRS])
 def test_every_pair_trains_or_is_refused(arch, loss, penalty, tmp_path):
-    s = spec(arch)
-    run = _pair_run(s, loss, penalty)
-    hp = {h.name: h.default for h in s.hparams} | flatten_user(s, {}, run)[1]
-    why = incompatibility(REG, s, loss, penalty, hp)
-    if why is not None:
-        with pytest.raises(GanzooError) as err:
-            make_trainer(s, run, tmp_path)
-        assert str(err.value) == why and "\n" not in why
-        return
-    try:
-        tr = make_trainer(s, run, tmp_path)
-    except GanzooError as exc:  # refused once built: a per-sample penalty with a BatchNorm critic
-        assert REG.get("penalty", penalty).per_sample and "uses BatchNorm" in str(exc), str(exc)
-        return
-    assert (tr.cfg["loss"], tr.cfg["penalty"]) == (loss, penalty)
-    before = snapshot(tr)
-    for step in (1, 2):
-        logs = tr.train_step(step)
-        assert_finite(logs)
-        assert any("penalty" in k for k in logs) == (penalty != "none"), sorted(logs)
-    assert_all_changed(tr, before)
+    kit.check_pair(REG, spec(arch), loss, penalty, tmp_path)
 
 
 VARIANTS = [(a, v) for a in ARCHS for v in spec(a).variants]

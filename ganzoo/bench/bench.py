@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import queue
+import shutil
 import statistics
 import subprocess
 import sys
@@ -112,18 +113,34 @@ def onnx_for_run(run_dir: Path, net: str | None, progress=None) -> Path:
 
 
 def _worker_env(job: dict[str, Any]) -> dict[str, str]:
-    """A worker's environment: OpenMP (PyTorch) gets the job's thread count before it starts."""
-    return {**os.environ, "OMP_NUM_THREADS": str(job["threads"])}
+    """A worker's environment: OpenMP (PyTorch) gets the job's thread count before it starts, and
+    Python >= 3.11 leaves the current directory off ``sys.path`` (PYTHONSAFEPATH)."""
+    return {**os.environ, "OMP_NUM_THREADS": str(job["threads"]), "PYTHONSAFEPATH": "1"}
+
+
+def _worker_launch(job: dict[str, Any], *extra: str) -> tuple[list[str], dict[str, Any]]:
+    """The command and the ``subprocess`` keywords that start a worker for ``job``.
+
+    ``python -m`` puts the current directory first on ``sys.path``, so run from a folder holding a
+    ganzoo checkout the worker would import that folder as a namespace package instead of the
+    installed ganzoo. Workers therefore start in an empty temporary folder (PYTHONSAFEPATH does the
+    same on Python >= 3.11), with the job's paths made absolute first; the caller removes the
+    folder (``kw["cwd"]``) when the worker is done."""
+    job = {**job, **{k: str(Path(job[k]).expanduser().resolve()) for k in ("onnx", "run_dir") if job.get(k)}}
+    cmd = [sys.executable, "-m", "ganzoo.bench.worker", json.dumps(job), *extra]
+    return cmd, {"env": _worker_env(job), "cwd": tempfile.mkdtemp(prefix="ganzoo-bench-")}
 
 
 def run_backend(backend: str, job: dict[str, Any], timeout: float = 900) -> list[dict[str, Any]]:
     """Run one backend in its own process; always returns records (unavailable ones included)."""
     job = {**job, "backend": backend}
-    env = _worker_env(job)
-    cmd = [sys.executable, "-m", "ganzoo.bench.worker", json.dumps(job)]
+    cmd, kw = _worker_launch(job)
     reason = ""
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+        finally:
+            shutil.rmtree(kw["cwd"], ignore_errors=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if lines:
             result = json.loads(lines[-1])
@@ -262,10 +279,10 @@ class _Worker:
 
     def __init__(self, job: dict[str, Any], timeout: float):
         self.job, self.timeout, self.meta, self.reason = job, timeout, {}, ""
-        env = _worker_env(job)
+        cmd, kw = _worker_launch(job, "--serve")
+        self.cwd = kw["cwd"]
         self.stderr = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ganzoo.bench.worker", json.dumps(job), "--serve"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True, **kw)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -317,6 +334,7 @@ class _Worker:
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
         self.stderr.close()
+        shutil.rmtree(self.cwd, ignore_errors=True)
 
 
 def _missing(backend: str, batch: int, threads: int, reason: str, base: dict) -> dict[str, Any]:
@@ -325,20 +343,65 @@ def _missing(backend: str, batch: int, threads: int, reason: str, base: dict) ->
             **base.get("tags", {})}
 
 
-def format_table(records: Sequence[dict[str, Any]]) -> str:
-    head = f"{'backend':<11} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'images/s':>10} {'threads':>7}  provider"
+GPU_BACKENDS = {"eager-cuda": "PyTorch CUDA", "ort-cuda": "CUDA", "ort-trt": "TensorRT"}
+FAR_OFF = 2.0  # a round whose p50 is over this factor from the median (either way) is flagged
+
+
+def has_gpu() -> bool:
+    """Whether this machine shows an NVIDIA GPU (device nodes or the driver's /proc entry; WSL's
+    /dev/dxg). Tells "no GPU here" apart from a GPU whose libraries are missing."""
+    return any(os.path.exists(p) for p in ("/dev/nvidia0", "/dev/dxg")) or bool(
+        os.path.isdir("/proc/driver/nvidia/gpus") and os.listdir("/proc/driver/nvidia/gpus"))
+
+
+def spread(rec: dict[str, Any]) -> tuple[str, bool]:
+    """The rounds' p50 range ("1.21-1.35", "" for one round) and whether a round is over
+    ``FAR_OFF`` x from the median (a busy moment or a late warm-up)."""
+    rounds = [x for x in rec.get("rounds_p50_ms") or [] if x]
+    if len(rounds) < 2:
+        return "", False
+    med = statistics.median(rounds)
+    far = max(rounds) > FAR_OFF * med or min(rounds) < med / FAR_OFF
+    return f"{min(rounds):.3g}-{max(rounds):.3g}", far
+
+
+def format_table(records: Sequence[dict[str, Any]], gpu: bool | None = None) -> str:
+    """The records as a table: latency, images/s, speed against eager at the same batch size
+    (eager p50 / this p50), the spread of p50 over rounds ("!" marks a round over ``FAR_OFF`` x off
+    the median), threads and provider; then unavailable backends, one line each, and GPU backends
+    on a machine without a GPU (``gpu`` False; None: :func:`has_gpu`) together in one line."""
+    gpu = has_gpu() if gpu is None else gpu
+    eager = {r["batch_size"]: r["p50_ms"] for r in records
+             if r["backend"] == "eager" and r.get("available", True) and r.get("p50_ms") and not r.get("variant")}
+    head = (f"{'backend':<11} {'batch':>5} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9} {'images/s':>10} {'vs eager':>8} "
+            f"{'rounds p50 ms':>15} {'threads':>7}  provider")
     lines = [head, "-" * len(head)]
+    flagged = False
     for r in records:
         if r.get("available", True) and r.get("p50_ms") is not None:
+            base = eager.get(r["batch_size"])
+            ratio = f"{base / r['p50_ms']:.2f}x" if base else "-"
+            rng, far = spread(r)
+            flagged |= far
             lines.append(f"{r['backend']:<11} {r['batch_size']:>5} {r['p50_ms']:>9.3f} {r['p90_ms']:>9.3f} {r['p99_ms']:>9.3f} "
-                         f"{r['images_per_s']:>10.1f} {r['threads']:>7}  {r['provider']}"
+                         f"{r['images_per_s']:>10.1f} {ratio:>8} {(rng + (' !' if far else '  ')) if rng else '-':>15} "
+                         f"{r['threads']:>7}  {r['provider']}"
                          + (f" ({r['graph']} graph" + (f", {r['sessions']} sessions" if r.get("sessions", 1) > 1 else "") + ")"
                             if r.get("graph") else ""))
-    seen = set()
+    if flagged:
+        lines.append(f"! a round's p50 was over {FAR_OFF:g}x from the median: the machine was busy then or the backend "
+                     "still warming up; more --rounds firm up the median")
+    seen, no_gpu = set(), []
     for r in records:
         if not r.get("available", True) and r["backend"] not in seen:
             seen.add(r["backend"])
-            lines.append(f"{r['backend']:<11} unavailable: {r.get('reason', '')}")
+            if not gpu and r["backend"] in GPU_BACKENDS:
+                no_gpu.append(r["backend"])
+            else:
+                lines.append(f"{r['backend']:<11} unavailable: {r.get('reason', '')}")
+    if no_gpu:
+        names = ", ".join(GPU_BACKENDS[b] for b in no_gpu)
+        lines.append(f"{', '.join(no_gpu)} ({names}): not available on this machine (no GPU)")
     return "\n".join(lines)
 
 

@@ -32,9 +32,12 @@ from ..deploy.runtime import GRAPHS, OPT_LEVELS
 def bench_cmd(source, batch_sizes, backends, net, threads, warmup, seconds, min_iters, rounds, opt_level, graph, batch_parallel, iobinding, as_json, plot_path):
     """Benchmark inference: PyTorch eager, torch.compile and ONNX Runtime, each in its own process.
 
-    Reports p50/p90/p99 latency and images/s per batch size, the thread count and the provider
-    that really ran; backends that cannot run here are listed as unavailable with the reason.
-    A bare .onnx file can only run the ort-* backends.
+    Reports p50/p90/p99 latency and images/s per batch size, the speed against eager at the same
+    batch size (eager p50 / this p50), the range of p50 over --rounds ('!' marks a round more than
+    2x off the median), the thread count and the provider that really ran. Backends that cannot run
+    here are listed as unavailable with the reason; GPU backends on a machine without a GPU share
+    one line. A bare .onnx file can only run the ort-* backends. Workers import the installed
+    ganzoo whatever the current folder.
 
     \b
     Examples:

@@ -19,32 +19,29 @@ import click
 def eval_cmd(run_dir, as_json, device, inception_weights, samples):
     """Evaluate a run: mode coverage on 2D data; classifier metrics on images.
 
+    The result is also kept in RUN_DIR/eval.json, shown in RUN_DIR/report.html and written to the
+    run's TensorBoard events. Exported .onnx files older than the checkpoint are named on stderr.
+
     \b
     Examples:
       ganzoo eval runs/vanilla-20261122-101500
       ganzoo eval runs/vanilla-20261122-101500 --json
       ganzoo eval runs/dcgan-a --inception-weights ~/weights/inception-2015-12-05.pt
     """
-    from ..engine.build import open_run
     from ..engine.rundir import RunDir
     from ..errors import GanzooError
-    from ..metrics.evaluate import evaluate_run
+    from ..runs import load
 
     rd = RunDir(run_dir)
     if not rd.path.exists():
         raise GanzooError(f"run directory {run_dir} does not exist; pass the folder 'ganzoo train' printed")
-    parts, state = open_run(run_dir, device=device)
-    options = {"inception_weights": inception_weights} if inception_weights else {}
-    if parts.dataset.info.kind == "points" and (inception_weights or samples):
-        raise GanzooError("--inception-weights and --samples apply to image runs only")
-    if parts.dataset.info.kind != "points":
-        options.update(samples=samples, log=lambda msg: click.echo(f"ganzoo: {msg}", err=True))
-    result = {"run": str(rd.path), "arch": parts.spec.name, "data": parts.cfg["data"], "step": int(state["step"]),
-              **evaluate_run(parts, **options)}
+    result = load(run_dir, device=device).evaluate(inception_weights=inception_weights, samples=samples,
+                                                  log=lambda msg: click.echo(f"ganzoo: {msg}", err=True))
+    points = "modes_total" in result or "note" in result
     if as_json:
         click.echo(json.dumps(result))
         return
-    if parts.dataset.info.kind != "points":
+    if not points:
         from ..metrics.image import format_table
 
         for key in ("run", "arch", "data", "step"):

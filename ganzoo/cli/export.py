@@ -40,11 +40,12 @@ def export_cmd(run_dir, onnx_path, net, opset, fp16, int8, quiet):
     from pathlib import Path
 
     from ..errors import GanzooError
-    from ..deploy.export import export_run
+    from ..runs import load
 
     if not Path(run_dir).exists():
         raise GanzooError(f"run directory {run_dir} does not exist; pass the folder 'ganzoo train' printed")
-    results = export_run(run_dir, onnx_path or None, net=net, opset=opset, fp16=fp16, int8=int8, log=None if quiet else click.echo)
+    paths = load(run_dir).export(onnx_path or None, net=net, opset=opset, fp16=fp16, int8=int8,
+                                 log=None if quiet else click.echo)
     if quiet:
-        for res in results:
-            click.echo(str(res.path))
+        for path in paths:
+            click.echo(str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -21,6 +22,7 @@ COMMANDS = {
     "bench": ("ganzoo.cli.bench", "bench_cmd", "Benchmark PyTorch and ONNX Runtime inference."),
     "translate": ("ganzoo.cli.translate", "translate_cmd", "Translate image files with an image-to-image model, at their own size."),
     "cache": ("ganzoo.cli.cache", "cache_cmd", "List or clear the decoded data cache (ganzoo cache clear)."),
+    "report": ("ganzoo.cli.report", "report_cmd", "Write a run's HTML report, or compare several runs side by side."),
 }
 
 
@@ -37,19 +39,68 @@ class UserError(click.ClickException):
 FULL_INSTALL_MODULES = {"torch", "pluggy", "onnx", "onnxscript", "sklearn", "safetensors", "matplotlib", "tomli_w"}
 
 
-def run_guarded(fn, *args, **kwargs):
-    """Call ``fn`` turning user mistakes into one clear line instead of a traceback."""
+class UsageLine(click.UsageError):
+    """A usage error (unknown option ...) shown as one line; still a click.UsageError, so the ranks
+    other than 0 of a torchrun run stay silent about it (``ganzoo/__main__.py``)."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:  # noqa: D102
+        click.echo(f"ganzoo: error: {self.format_message()}", err=True)
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """click's usage error (unknown option, missing argument ...) as one line, with where to look."""
+    text = " ".join(exc.format_message().split()).replace(". (", " (").rstrip(".")
+    text = text[:1].lower() + text[1:]
+    where = exc.ctx.command_path if exc.ctx is not None else "ganzoo"
+    return f"{text}; see '{where} --help'"
+
+
+# what Ctrl-C leaves behind, per command
+INTERRUPTED = {
+    "train": "interrupted; a run keeps its last checkpoint (continue with --resume RUN_DIR)",
+    "sample": "interrupted; the sample files written so far are kept (with --out-dir: run the same command with --resume to finish)",
+    "translate": "interrupted; the images translated so far are kept in --out-dir",
+}
+
+
+def run_guarded(fn, *args, command=lambda: "", **kwargs):
+    """Call ``fn`` turning user mistakes into one clear line instead of a traceback (``command()``:
+    the sub-command it ran, for what an interruption keeps)."""
+    from ..engine.interrupt import TrainingStopped
+
     try:
         return fn(*args, **kwargs)
     except GanzooError as exc:
-        raise UserError(str(exc)) from None
+        err = UserError(str(exc))
+        err.exit_code = getattr(exc, "exit_code", 2)  # 2: a user mistake; 1: e.g. a full disk
+        raise err from None
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] not in FULL_INSTALL_MODULES:
             raise
         raise UserError(f"this needs {exc.name}, which the torch-free install leaves out; install ganzoo with its "
                         "dependencies (pip install ganzoo), or work from exported .onnx files") from None
-    except KeyboardInterrupt:
-        raise UserError("interrupted; the last checkpoint is kept (continue with --resume RUN_DIR)") from None
+    except UsageLine:
+        raise
+    except click.UsageError as exc:
+        raise UsageLine(usage_line(exc)) from None
+    except TrainingStopped as exc:  # SIGINT/SIGTERM: checkpointed; 128 + signal number (130, 143)
+        from ..engine.distributed import is_main
+
+        if is_main():  # under torchrun every process stops at the same step; one says so
+            click.echo(f"ganzoo: {exc.message}", err=True)
+        raise click.exceptions.Exit(exc.exit_code) from None
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        click.echo(f"ganzoo: error: {exc.strerror}{where}; free some disk space (a run keeps its last checkpoint: "
+                   "continue it with --resume RUN_DIR)", err=True)
+        raise click.exceptions.Exit(1) from None
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop: 130, as for SIGINT
+        click.echo(f"ganzoo: {INTERRUPTED.get(command(), 'interrupted')}", err=True)
+        raise click.exceptions.Exit(130) from None
 
 
 class LazyGroup(click.Group):
@@ -69,6 +120,7 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx, args):
         name = args[0] if args else None
+        ctx.meta["ganzoo.command"] = name
         if name and name not in COMMANDS and not name.startswith("-"):
             from ..errors import did_you_mean
 
@@ -80,8 +132,11 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        return run_guarded(super().make_context, info_name, args, parent=parent, **extra)
+
     def invoke(self, ctx):
-        return run_guarded(super().invoke, ctx)
+        return run_guarded(super().invoke, ctx, command=lambda: ctx.meta.get("ganzoo.command", ""))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

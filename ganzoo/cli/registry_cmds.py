@@ -99,23 +99,27 @@ def list_cmd(kind, pattern, as_json):
 def plugins_cmd(as_json):
     """Show the installed plugins: distribution, version, hooks, and load errors.
 
-    GANZOO_PLUGINS=a,b loads only those plugins; GANZOO_STRICT_PLUGINS=1 makes load errors fatal.
+    A plugin is ERROR when it failed to load or when one of its specs was refused (a name clash:
+    built-in names are reserved, and two third-party specs with one name are both refused); WARN
+    when it loaded with a likely mistake (no @ganzoo.hookimpl). GANZOO_PLUGINS=a,b loads only those
+    plugins; GANZOO_STRICT_PLUGINS=1 makes load errors and warnings fatal.
     """
     reg = get_registry()
     records = [
         {"plugin": r.name, "distribution": r.provider.dist, "version": r.provider.version,
-         "hooks": r.hooks, "error": r.error}
+         "builtin": r.provider.builtin, "hooks": r.hooks, "error": r.error, "warning": r.warning}
         for r in sorted(reg.plugins.values(), key=lambda r: r.name)
     ]
-    other = [e for e in reg.errors if not any(r["error"] and r["error"] in e for r in records)]
+    other = [e for e in reg.errors if not any(e.startswith(f"plugin '{r['plugin']}' ") for r in records)]
     if as_json:
-        click.echo(json.dumps({"plugins": records, "errors": reg.errors}, indent=2))
+        click.echo(json.dumps({"plugins": records, "errors": reg.errors, "warnings": reg.warnings}, indent=2))
         return
     for r in records:
-        status = "ERROR" if r["error"] else "ok"
+        status = "ERROR" if r["error"] else "WARN" if r["warning"] else "ok"
         click.echo(f"{r['plugin']:<16} {r['distribution'] + ' ' + r['version']:<24} {status:<6} {', '.join(r['hooks'])}")
-        if r["error"]:
-            click.echo(f"    {r['error']}")
+        for problem in (r["error"], r["warning"]):
+            if problem:
+                click.echo(f"    {problem}")
     for e in other:
         click.echo(f"error: {e}")
     if not records:
@@ -149,6 +153,7 @@ def info_cmd(arch, as_json):
                     for e in s.exports],
         "incompatible": dict(s.incompatible),
         "variants": {k: dict(v) for k, v in s.variants.items()},
+        "image_size": _image_size_rule(reg, s),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
@@ -164,6 +169,10 @@ def info_cmd(arch, as_json):
         click.echo(f"optimizer {g}:    {o['optimizer']} lr {o['lr']:g} betas {tuple(o['betas'])}")
     if s.defaults:
         click.echo("run defaults:   " + ", ".join(f"{k}={v}" for k, v in s.defaults.items()))
+    if info["image_size"]:
+        click.echo(f"image size:     {info['image_size']['rule']}")
+        if info["image_size"]["default_data_size"]:
+            click.echo(f"                with --data {s.default_data}: {info['image_size']['default_data']}")
     for kind, settings in s.data_defaults.items():  # over the lines above for that kind of data
         click.echo(f"{'on ' + kind + ' data:':<16}" + ", ".join(f"{k}={v}" for k, v in settings.items()))
     click.echo(f"networks:       G group {list(s.groups['G'])}, D group {list(s.groups['D'])}")
@@ -180,6 +189,23 @@ def info_cmd(arch, as_json):
         click.echo(f"  {h['name']:<16} {h['type']:<6} default {h['default']!r:<10} {h['help']}{extra}")
     if not hps:
         click.echo("  (none)")
+
+
+def _image_size_rule(reg, s) -> dict:
+    """How ``s`` picks its image size, and the size it trains its default data at (and why)."""
+    from ..engine.image_size import MAX_NATIVE, choose
+
+    if "image" not in s.data_kinds and "unpaired" not in s.data_kinds:
+        return {}
+    preferred = int(s.defaults.get("image_size") or 0)
+    floor = f"{preferred}" if preferred else f"{s.min_image_size}"
+    rule = (f"the data's own size when all its images share one square size of {floor} to {MAX_NATIVE} px that "
+            f"{s.name} can build; else " + (f"{preferred} px ({s.name}'s preferred size)" if preferred else "the data loader's default")
+            + "; --image-size N overrides")
+    hp = {h.name: h.default for h in s.hparams}
+    size, why = choose(reg, s, s.default_data, None, "", hp)
+    return {"preferred": preferred, "max_native": MAX_NATIVE, "rule": rule, "default_data_size": size,
+            "default_data": why or "not an image data set"}
 
 
 __all__ = ["list_cmd", "plugins_cmd", "info_cmd", "GanzooError"]

@@ -21,7 +21,7 @@ from ..deploy.runtime import GRAPHS, OPT_LEVELS, PROVIDER_CHOICES
 @click.option("--label", type=int, default=None, help="Conditional models: draw every sample from class K [default: one row per class].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latent codes (numpy), identical for .onnx and RUN_DIR.")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid (2D models: a scatter plot).")
-@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+@click.option("--out-dir", type=click.Path(), default=None,
               help="Instead of a grid, write one PNG per sample into this folder (000000.png ...; conditional models "
                    "000000_label3.png), in batches: the input of FID tools. Without --label, classes are spread evenly.")
 @click.option("--batch-size", type=int, default=64, show_default=True, help="--out-dir: samples generated per batch.")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-from pathlib import Path
-
 import click
 
 from ..errors import GanzooError, did_you_mean
@@ -18,9 +15,12 @@ COMMON = [
     (("--batch-size", "batch_size"), dict(type=int, help="Batch size.")),
     (("--lr",), dict(type=float, help="Learning rate of both G and D (--set lr_g=/lr_d= for each).")),
     (("--seed",), dict(type=int, help="Random seed; the same seed on CPU gives identical losses and samples.")),
-    (("--image-size", "image_size"), dict(type=int, help="Resize images to this many pixels square.")),
+    (("--image-size", "image_size"), dict(type=int, help="Resize images to this many pixels square [default: the data's "
+                                          "own size when the architecture can build it, else its preferred size].")),
     (("--channels", "image_channels"), dict(type=click.Choice(["1", "3"]),
                                             help="Image channels: 1 (grey) or 3 (RGB); default: the data's own.")),
+    (("--threads",), dict(type=int, help="PyTorch CPU threads [default: auto, from the cores other jobs leave free "
+                                         "and the work per step; OMP_NUM_THREADS also sets it].")),
     (("--device",), dict(help="auto (default), cpu, cuda or cuda:N.")),
     (("--out",), dict(type=click.Path(file_okay=False), help="Run directory (default runs/ARCH-TIMESTAMP).")),
     (("--config", "config_file"), dict(type=click.Path(dir_okay=False), help="TOML file of settings (a run's config.toml works).")),
@@ -31,7 +31,6 @@ COMMON = [
                         "or CPU processes): restarts this command through torchrun. --batch-size stays the global batch. "
                         "See docs/distributed.md for several machines.")),
 ]
-RESUMABLE = {"steps", "quiet", "device", "resume", "nproc"}
 
 
 class TrainGroup(click.Group):
@@ -63,19 +62,75 @@ class TrainGroup(click.Group):
         return super().resolve_command(ctx, args)
 
 
-def _hparam_option(h):
+def _hparam_option(h, default_text: str):
     decl = "--" + h.name.replace("_", "-")
     if h.type is bool:
-        return click.Option([f"{decl}/--no-{h.name.replace('_', '-')}", h.name], default=None, help=f"{h.help} [default: {h.default}]")
+        return click.Option([f"{decl}/--no-{h.name.replace('_', '-')}", h.name], default=None, help=f"{h.help} [default: {default_text}]")
     typ = click.Choice([str(c) for c in h.choices]) if h.choices else {int: click.INT, float: click.FLOAT, str: click.STRING}[h.type]
-    return click.Option([decl, h.name], type=typ, default=None, help=f"{h.help} [default: {h.default}]")
+    return click.Option([decl, h.name], type=typ, default=None, help=f"{h.help} [default: {default_text}]")
+
+
+def resolved_defaults(spec) -> dict[str, dict]:
+    """What a run with no options really uses, per kind of data the architecture takes: the
+    default data's kind first, then one embedded set of each other kind (``data_defaults`` differ)."""
+    from ..engine.config import resolve
+    from ..registry import get_registry
+
+    reg = get_registry()
+    out: dict[str, dict] = {}
+    try:
+        base = resolve(reg, spec, {}, {})
+        out[reg.get("dataset", base["data"].split(":")[0]).kind] = base
+    except GanzooError:
+        return out
+    for kind in spec.data_kinds:
+        names = [e.name for e in reg.entries("dataset") if e.spec.kind == kind and not e.spec.takes_path
+                 and (e.spec.labelled or not spec.needs_labels)]
+        if kind in out or not names:
+            continue
+        try:
+            out[kind] = resolve(reg, spec, {"data": names[0]}, {})
+        except GanzooError:
+            continue
+    return out
+
+
+_SHOWN = [("--loss", "loss"), ("--penalty", "penalty"), ("--steps", "steps"), ("--batch-size", "batch_size"),
+          ("lr_g", "lr_g"), ("lr_d", "lr_d"), ("n_critic", "n_critic"), ("penalty_weight", "penalty_weight"), ("ema", "ema")]
+
+
+def _defaults_text(spec, by_kind: dict[str, dict]) -> str:
+    if not by_kind:
+        return f"Defaults: --data {spec.default_data}, --loss {spec.default_loss}."
+    (kind, base), *others = by_kind.items()
+
+    def describe(cfg, ref=None):
+        items = [(label, cfg[k]) for label, k in _SHOWN
+                 if (ref is None and (k != "penalty_weight" or cfg["penalty"] != "none")) or (ref is not None and ref[k] != cfg[k])]
+        if ref is not None:
+            items += [(k, v) for k, v in cfg["hparams"].items() if ref["hparams"].get(k) != v]
+        return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in items)
+
+    text = f"Defaults (a run on its default data, --data {base['data']}, {kind}): {describe(base)}."
+    for other, cfg in others:
+        diff = describe(cfg, base)
+        text += f" On {other} data (e.g. --data {cfg['data']}): {diff or 'the same'}."
+    return text
+
+
+def _default_of(h, by_kind: dict[str, dict]) -> str:
+    values = {kind: cfg["hparams"].get(h.name, h.default) for kind, cfg in by_kind.items()}
+    if len(set(map(repr, values.values()))) <= 1:
+        return str(next(iter(values.values()), h.default))
+    return ", ".join(f"{v} on {k} data" for k, v in values.items())
 
 
 def make_arch_command(spec) -> click.Command:
+    by_kind = resolved_defaults(spec)
     params = [click.Option(list(decls), **kw) for decls, kw in COMMON]
     # a hyper-parameter whose name or flag a shared option already uses stays reachable with --set
     taken = {p.name for p in params} | {o.lstrip("-").replace("-", "_") for p in params for o in p.opts}
-    params += [_hparam_option(h) for h in spec.hparams if h.name not in taken]
+    params += [_hparam_option(h, _default_of(h, by_kind)) for h in spec.hparams if h.name not in taken]
     hp_names = [h.name for h in spec.hparams if h.name not in taken]
 
     def callback(**kw):
@@ -83,38 +138,50 @@ def make_arch_command(spec) -> click.Command:
         run_train(spec, hp_cli=hp_cli, **kw)
 
     doc = (
-        f"{spec.summary}\n\nDefaults: --data {spec.default_data}, --loss {spec.default_loss}"
-        + (f", --penalty {spec.default_penalty}" if spec.default_penalty else "")
-        + f". See 'ganzoo info {spec.name}'.\n\n\b\nExamples:\n"
+        f"{spec.summary}\n\n{_defaults_text(spec, by_kind)} See 'ganzoo info {spec.name}'.\n\n\b\nExamples:\n"
         f"  ganzoo train {spec.name}\n"
         f"  ganzoo train {spec.name} --steps 500 --seed 1 --out runs/{spec.name}-a\n"
         f"  ganzoo train {spec.name} --set lr_d=1e-4 --set batch_size=128\n"
         f"  ganzoo train {spec.name} --resume runs/{spec.name}-a --steps 1000\n"
         f"  ganzoo train {spec.name} --nproc 2             # data-parallel, 2 processes\n"
         f"  torchrun --nproc-per-node 4 -m ganzoo train {spec.name} --device cuda\n"
+        "\nThe same from Python: ganzoo.train(\"" + spec.name + "\", steps=500, out=\"runs/a\") (docs/api.md)."
     )
     return click.Command(spec.name, params=params, callback=callback, help=doc, short_help=spec.summary)
 
 
-def run_train(spec, *, nproc=None, quiet=False, **kw):
-    """Train in this process, or in each of the processes torchrun started (one line on any error)."""
+def run_train(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, seed, image_size, device, out,
+              config_file, assignments, resume, quiet, nproc=None, image_channels=None, threads=None):
+    """Options -> the settings of :func:`ganzoo.runs.train` (``--set`` wins over a dedicated option).
+    With ``--nproc N`` this command restarts itself in N processes through torchrun; under torchrun
+    every process trains and only rank 0 prints."""
     from ..engine import distributed
+    from ..engine.config import parse_assignment
+    from ..runs import train
 
     if nproc and nproc > 1 and not distributed.launched():
         raise SystemExit(distributed_launch(nproc))
-    distributed.init()
+    settings = dict(loss=loss, penalty=penalty, data=data, steps=steps, batch_size=batch_size, seed=seed,
+                    image_size=image_size, device=device, lr=lr,
+                    image_channels=None if image_channels is None else int(image_channels), threads=threads, **hp_cli)
     try:
-        trainer, rd = distributed.agree_on_setup(lambda: _make_trainer(spec, quiet=quiet, **kw))
-        results = trainer.fit()
-    except BaseException as exc:  # noqa: BLE001 - re-raised unless it is another process's failure
-        distributed.report_rank_error(exc)
+        parsed = [parse_assignment(spec, a) for a in assignments]
+    except GanzooError:
+        if not distributed.is_main():  # the same command line fails alike everywhere: rank 0 says it
+            raise SystemExit(2) from None
         raise
-    distributed.shutdown()
+    for section, key, value in parsed:
+        settings[f"hparams.{key}" if section == "hparams" else key] = value
+        if key in ("lr_g", "lr_d") and settings.get("lr") is not None:  # --set lr_d= beats --lr for lr_d
+            settings.setdefault("lr_g" if key == "lr_d" else "lr_d", settings["lr"])
+    settings = {k: v for k, v in settings.items() if v is not None}
+    run = train(spec.name, data=settings.pop("data", None), steps=settings.pop("steps", None), out=out,
+                config=config_file, resume=resume, quiet=quiet, callbacks=_header(quiet), **settings)
     if not distributed.is_main():
         return
-    if not quiet and results:
-        _summary(results)
-    click.echo(str(rd.path))
+    if not quiet and run.results:
+        _summary(run.results)
+    click.echo(str(run.path))
 
 
 def distributed_launch(nproc: int) -> int:
@@ -126,57 +193,36 @@ def distributed_launch(nproc: int) -> int:
     return relaunch(nproc, sys.argv[1:])
 
 
-def _make_trainer(spec, *, hp_cli, loss, penalty, data, steps, batch_size, lr, seed, image_size, device, out,
-                  config_file, assignments, resume, quiet, image_channels=None):
-    from ..engine.config import flatten_user, parse_assignment, read_config_file, resolve
-    from ..engine.rundir import RunDir
-    from ..engine.trainer import Trainer
-    from ..registry import get_registry
+def _header(quiet: bool) -> list:
+    """A callback printing the run's first line (:func:`header_line`), none with --quiet."""
+    if quiet:
+        return []
+    from ..engine.trainer import Callback
 
-    reg = get_registry()
-    cli = dict(loss=loss, penalty=penalty, data=data, steps=steps, batch_size=batch_size, seed=seed,
-               image_size=image_size, device=device,
-               image_channels=None if image_channels is None else int(image_channels))
-    if lr is not None:
-        cli.update(lr_g=lr, lr_d=lr)
-    sets = [parse_assignment(spec, a) for a in assignments]
+    class Header(Callback):
+        def on_train_start(self, trainer) -> None:
+            from ..engine import distributed
 
-    if resume:
-        rd = RunDir(resume)
-        cfg = rd.read_config()
-        if cfg.get("arch") != spec.name:
-            raise GanzooError(f"--resume {resume}: that run trains '{cfg.get('arch')}', not '{spec.name}'; use 'ganzoo train {cfg.get('arch')} --resume {resume}'")
-        changed = [k for k, v in {**cli, **hp_cli}.items() if v is not None and k not in RESUMABLE]
-        changed += [k for _, k, _ in sets if k not in RESUMABLE]
-        if out or config_file or changed:
-            what = ", ".join(sorted(set(changed) | ({"out"} if out else set()) | ({"config"} if config_file else set())))
-            raise GanzooError(f"--resume continues a run as configured; only --steps and --device may change (got {what})")
-        if steps is not None:
-            cfg["steps"] = steps
-        if device is not None:
-            cfg["device"] = device
-        trainer = Trainer(cfg, rd, quiet=quiet)
-        trainer.resume()
-    else:
-        file_cfg = read_config_file(config_file) if config_file else {}
-        for section, key, value in sets:
-            if section == "hparams":
-                hp_cli[key] = value
-            else:
-                cli[key] = value
-        cli.update({k: v for k, v in hp_cli.items() if v is not None})
-        run, hps = flatten_user(spec, file_cfg, cli)
-        cfg = resolve(reg, spec, run, hps)
-        if out is None:
-            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            out = str(Path("runs") / f"{spec.name}-{stamp}")
-        rd = RunDir(out)
-        if rd.is_run():
-            raise GanzooError(f"--out {out} already holds a run; continue it with --resume {out} or pick another --out")
-        if rd.path.exists() and not rd.path.is_dir():
-            raise GanzooError(f"--out {out} is a file; pick a folder")
-        trainer = Trainer(cfg, rd, quiet=quiet)
-    return trainer, rd
+            if distributed.is_main():  # one line for a data-parallel run, not one per process
+                click.echo(header_line(trainer))
+
+    return [Header()]
+
+
+def header_line(trainer) -> str:
+    """``dcgan on idx:~/mnist, 28x28 (the data's native size), cpu, 1 thread (auto: ...), steps 0 -> 5000``."""
+    cfg, p = trainer.cfg, trainer.p
+    dec = cfg.get("decisions", {})
+    parts = [f"{p.spec.name} on {cfg['data']}"]
+    info = p.dataset.info
+    if info.kind != "points":
+        why, size = dec.get("image_size_why", ""), f"{info.height}x{info.width}"
+        reason = why[len(size) + 2:] if why.startswith(size + ": ") else (why or "the data loader's size")
+        parts.append(f"{info.height}x{info.width} ({reason})")
+    n = dec.get("threads", "?")
+    parts.append(f"{p.device.type}, {n} thread{'s' if n != 1 else ''} ({dec.get('threads_why', '')})")
+    parts.append(f"steps {trainer.start_step} -> {cfg['steps']}")
+    return ", ".join(parts)
 
 
 def _summary(results) -> None:
@@ -185,7 +231,13 @@ def _summary(results) -> None:
             f"modes {results['modes']}/{results['modes_total']}, high quality {100 * results['high_quality']:.1f}%, "
             f"reverse KL {results['reverse_kl']:.3f} ({results.get('samples', 0)} samples)"
         )
-    click.echo(f"trained {results.get('steps')} steps in {results.get('seconds', 0):.1f} s")
+    elif results.get("classifier_fd") is not None:
+        click.echo(f"classifier FD {results['classifier_fd']:.4g} (real data {results['classifier_fd_floor']:.4g}), "
+                   f"classes covered {results.get('classes_covered')}/{results.get('num_classes')} "
+                   f"({results.get('samples', 0)} images; 'ganzoo eval' for the full table)")
+    start, total = int(results.get("start_step", 0)), int(results.get("steps", 0))
+    span = f" ({start} -> {total})" if start else ""
+    click.echo(f"trained {total - start} steps{span} in {results.get('seconds', 0):.1f} s")
 
 
 train_cmd = TrainGroup(

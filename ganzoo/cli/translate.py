@@ -14,7 +14,7 @@ from ..deploy.runtime import PROVIDER_CHOICES
 @click.command("translate")
 @click.argument("source", type=click.Path())
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--out-dir", type=click.Path(file_okay=False), required=True,
+@click.option("--out-dir", type=click.Path(), required=True,
               help="Folder for the outputs: one PNG per input, named after it (photo.jpg -> DIR/photo.png).")
 @click.option("--net", default=None, help="RUN_DIR only: which network translates, e.g. G_BA for B -> A [default: the first, G_AB].")
 @click.option("--size", default="native", show_default=True,

@@ -46,7 +46,7 @@ def list_images(folder: str | Path, recursive: bool = True) -> list[Path]:
     return sorted(out)
 
 
-def square_resize(img: Image.Image, size: int) -> Image.Image:
+def square_resize_image(img: Image.Image, size: int) -> Image.Image:
     """Centre-crop a PIL image to a square (keeping the aspect ratio), then resize to ``size``."""
     w, h = img.size
     if w != h:
@@ -68,7 +68,7 @@ def read_image(path: str | Path, size: int, channels: int) -> tuple[np.ndarray, 
         img.draft(mode, (size, size))  # JPEG: let libjpeg decode at >= size (much faster for big photos)
         native = (img.size[1], img.size[0])
         img.load()
-        arr = np.asarray(square_resize(img.convert(mode), size), dtype=np.uint8)
+        arr = np.asarray(square_resize_image(img.convert(mode), size), dtype=np.uint8)
     return arr.reshape(size, size, channels).transpose(2, 0, 1), native
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,12 +41,45 @@ def load_dataset(text: str, image_size: int | None = None, seed: int = 0, channe
     if not spec.takes_path and path:
         raise GanzooError(f"--data {name} is embedded and takes no path; drop ':{path}'")
     if path is not None:
-        p = Path(path).expanduser()
+        p = Path(os.path.expandvars(os.path.expanduser(path)))
         if not p.exists():
             raise GanzooError(f"--data {name}:{path}: {p} does not exist; check the path")
         path = str(p)
     dataset = spec.load(DataRequest(name=name, path=path, image_size=image_size, channels=channels, seed=seed,
                                     **options))
-    if not isinstance(dataset, Dataset):
-        raise GanzooError(f"data set plugin '{name}' returned {type(dataset).__name__}, not a Dataset; report this to its plugin")
+    validate(dataset, spec.kind, name)
     return dataset
+
+
+def validate(dataset: object, kind: str, name: str) -> None:
+    """Check what a loader returned against the contract of docs/data.md; one line naming the data
+    set and what is wrong (a plugin bug: the user reports it)."""
+    import torch
+
+    def bad(what: str) -> GanzooError:
+        return GanzooError(f"data set plugin '{name}' returned {what}; report this to its plugin")
+
+    if not isinstance(dataset, Dataset):
+        raise bad(f"{type(dataset).__name__}, not a Dataset")
+    info, x = dataset.info, dataset.x
+    if info.kind != kind:
+        raise bad(f"{info.kind} data, but its spec says {kind}")
+    if kind == "points":
+        if x.ndim != 2 or not x.dtype.is_floating_point or (info.dim and x.shape[1] != info.dim):
+            raise bad(f"points of shape {list(x.shape)} and dtype {x.dtype}; expected float [N, {info.dim or 2}]")
+        return
+    for domain, t in (("", x), (" (domain B)", dataset.x_b)):
+        if t is None:
+            if kind == "unpaired":
+                raise bad("unpaired data without domain B (x_b)")
+            continue
+        if t.ndim != 4 or tuple(t.shape[1:]) != (info.channels, info.height, info.width):
+            raise bad(f"images{domain} of shape {list(t.shape)} but DataInfo says "
+                      f"[N, {info.channels}, {info.height}, {info.width}]")
+        if t.dtype != torch.uint8 and not t.dtype.is_floating_point:
+            raise bad(f"images{domain} of dtype {t.dtype}; expected uint8 in [0, 255] or float in [-1, 1]")
+    for domain, y in (("", dataset.y), (" (domain B)", dataset.y_b)):
+        if y is not None and (y.dtype != torch.int64 or y.ndim != 1):
+            raise bad(f"labels{domain} of dtype {y.dtype} and shape {list(y.shape)}; expected int64 [N]")
+        if y is not None and info.num_classes and len(y) and not (0 <= int(y.min()) and int(y.max()) < info.num_classes):
+            raise bad(f"labels{domain} outside 0..{info.num_classes - 1}")

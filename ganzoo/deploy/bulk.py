@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import GanzooError
 from .contract import ModelInfo, iter_z
-from .pictures import save_png, to_uint8
+from .pictures import make_folder, save_png, to_uint8
 from .progress import progress_bar
 
 SAMPLE_NAME = re.compile(r"^\d{6,}(_label\d+)?\.png$")
@@ -134,8 +134,11 @@ def write_samples(model: Any, n: int, out_dir: str | Path, *, seed: int = 0, lab
     elif old:
         for f in old:
             f.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=1) + "\n")
+    make_folder(out, "--out-dir")
+    try:
+        (out / SETTINGS_FILE).write_text(json.dumps(settings, indent=1) + "\n")
+    except OSError as exc:
+        raise GanzooError(f"--out-dir {out_dir}: cannot write to that folder ({exc.strerror or exc}); pass another") from None
     there = {f.name for f in old} if resume else set()
     labels: list[np.ndarray] = []
     i = written = 0

@@ -387,6 +387,7 @@ def export_run(run_dir: str | Path, out: str | Path | None = None, *, net: str |
         else:
             res = export_network(nets[es.network], info, target, opset=opset, fp16=fp16)
         results.append(res)
+        _record(run_dir, res)
         if log:
             errs = ", ".join(f"{e:.1e} ({key})" for key, e in res.errors.items())
             log(f"exported {info.architecture}/{es.network} -> {res.path} ({res.size_bytes / 1e6:.2f} MB, opset {opset}, "
@@ -453,3 +454,15 @@ def export_int8(parts, net: nn.Module, info: ModelInfo, path: str | Path, *, ops
         if tmp.exists():
             tmp.unlink()
     return ExportResult(info.network, path, info8, base.errors, base.tolerance, path.stat().st_size, int8=report)
+
+
+def _record(run_dir: Path, res: ExportResult) -> None:
+    """Keep the parity figures beside the file (RUN_DIR/exports.json) for report.html."""
+    from ..report.html import refresh_report
+    from ..report.runinfo import record_export
+
+    record_export(run_dir, res.path, {
+        "network": res.info.network, "step": res.info.step, "precision": res.info.precision, "opset": res.info.opset,
+        "errors": {str(n): e for n, e in res.errors.items()}, "tolerance": res.tolerance,
+    })
+    refresh_report(run_dir)

@@ -9,7 +9,9 @@ for training previews live in ``ganzoo/engine/plots.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,20 @@ def load_images(path: str | Path, channels: int, height: int, width: int, limit:
     return out
 
 
+@contextlib.contextmanager
+def open_image(path: Path):
+    """``PIL.Image.open`` without Pillow's ``DecompressionBombWarning`` (images of 89-179 M px): a
+    two-line Python warning, where ``ganzoo translate`` checks each image's size against the memory
+    available itself, from the header, before decoding. Above 179 M px Pillow still refuses
+    (``DecompressionBombError``)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            yield im
+
+
 def _has_alpha(im) -> bool:
     return im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (im.mode == "P" and "transparency" in im.info)
 
@@ -57,7 +73,7 @@ def load_image(path: Path, channels: int, size: tuple[int, int]):
     (float32 ``[C, h, w]`` in [-1, 1], alpha as a PIL image or None, the conversion made or "")."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as raw:
+    with open_image(path) as raw:
         im = ImageOps.exif_transpose(raw)
         im.load()
     alpha = None
@@ -67,7 +83,8 @@ def load_image(path: Path, channels: int, size: tuple[int, int]):
     conversion = ""
     if im.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit or float grayscale: scale, do not clip
         arr = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if im.mode.startswith("I") and arr.max() > 255 else 255.0
+        # I;16 is 16-bit by its mode (a dark one too); 32-bit "I" (some 16-bit files) only by its values
+        top = 65535.0 if im.mode.startswith("I;16") or (im.mode == "I" and arr.max() > 255) else 255.0
         im = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
         conversion = "scaled from 16 bits"
     gray = im.mode in ("L", "LA", "1")
@@ -88,6 +105,14 @@ def load_image(path: Path, channels: int, size: tuple[int, int]):
     return arr / 127.5 - 1.0, alpha, conversion
 
 
+def make_folder(path: Path, option: str) -> None:
+    """Create the output folder ``path`` (and its parents); :class:`GanzooError` naming ``option`` if it cannot be."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GanzooError(f"{option} {path}: cannot create that folder ({exc.strerror or exc}); pass another") from None
+
+
 def save_png(pic: np.ndarray, path: Path, alpha=None) -> None:
     """Write ``pic`` uint8 ``[H, W, C]`` (C 1 or 3; ``alpha``: a PIL "L" image to attach) as a PNG,
     atomically: under a temporary name, then renamed, so an interrupted run leaves no half file."""
@@ -97,8 +122,13 @@ def save_png(pic: np.ndarray, path: Path, alpha=None) -> None:
     if alpha is not None:
         img.putalpha(alpha)
     tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    try:
+        img.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as exc:  # disk full, permissions, the folder removed meanwhile: the files written so far are kept
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise GanzooError(f"cannot write {path} ({exc.strerror or exc})") from None
 
 
 def save_translated(out: np.ndarray, src_arr: np.ndarray, alpha, path: Path, side_by_side: bool) -> None:

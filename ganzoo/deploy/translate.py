@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import GanzooError
-from .pictures import IMAGE_SUFFIXES, load_image, save_translated
+from .pictures import IMAGE_SUFFIXES, load_image, make_folder, open_image, save_translated
 from .progress import progress_bar
 
 SIZE_MODES = ("native", "train")
@@ -51,6 +51,7 @@ class Source:
     height: int
     width: int
     out: Path | None = None
+    in_folder: bool = False  # found in a folder given as input (skipped if unreadable) rather than named
 
 
 @dataclass
@@ -123,10 +124,12 @@ def find_inputs(inputs: Sequence[str | Path]) -> tuple[list[Source], list[Path]]
     path that does not exist, is an error; one in a folder is skipped."""
     from PIL import Image, UnidentifiedImageError
 
+    unreadable = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
     if not inputs:
         raise GanzooError("no inputs: pass image files or folders of images")
     found: list[Source] = []
     skipped: list[Path] = []
+    seen: set[Path] = set()
     for raw in inputs:
         p = Path(raw).expanduser()
         if p.is_dir():
@@ -138,20 +141,25 @@ def find_inputs(inputs: Sequence[str | Path]) -> tuple[list[Source], list[Path]]
         else:
             raise GanzooError(f"{raw} does not exist; pass image files or folders of images")
         for f, in_folder in entries:
+            if f.resolve() in seen:  # named twice, or named and inside a folder given too: translated once
+                continue
+            seen.add(f.resolve())
             if in_folder and f.suffix.lower() not in IMAGE_SUFFIXES:
                 skipped.append(f)
                 continue
             try:
-                with Image.open(f) as im:
+                with open_image(f) as im:
                     h, w = _oriented_size(im)
-                    found.append(Source(f, h, w))
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                    found.append(Source(f, h, w, in_folder=in_folder))
+            except unreadable as exc:
                 if in_folder:
                     skipped.append(f)
                     continue
                 raise GanzooError(f"{f} is not an image that can be read ({str(exc)[:120]})") from None
     if not found:
-        raise GanzooError(f"no images among the inputs ({', '.join(map(str, inputs))}); "
+        unread = [f.name for f in skipped if f.suffix.lower() in IMAGE_SUFFIXES]
+        why = f" ({len(unread)} could not be read: {', '.join(unread[:3])}{' ...' if len(unread) > 3 else ''})" if unread else ""
+        raise GanzooError(f"no images among the inputs ({', '.join(map(str, inputs))}){why}; "
                           f"ganzoo translate reads {', '.join(IMAGE_SUFFIXES)}")
     return found, skipped
 
@@ -310,8 +318,10 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
     if not info.image_to_image:
         raise GanzooError(f"{info.architecture}/{info.network} samples from noise and translates no images; "
                           "use 'ganzoo sample' for it")
-    sources, skipped = find_inputs(list(inputs))
     out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise GanzooError(f"--out-dir {out_dir} is a file; pass a folder (it is created if missing)")
+    sources, skipped = find_inputs(list(inputs))
     assign_outputs(sources, out)
     bound = check_sizes(info, sources, size, max_pixels)
     result = TranslateResult(skipped=skipped, provider=getattr(model, "provider", ""),
@@ -329,7 +339,7 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
     if skipped:
         shown = ", ".join(p.name for p in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
         note(f"skipped {len(skipped)} file(s) that are not readable images: {shown}", "warning")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "--out-dir")
 
     groups: dict[tuple[int, int], list[Source]] = {}
     for s in sources:
@@ -342,8 +352,21 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
             ph, pw = padded_size(info, h, w)
             per_batch = max(1, min(batch_size, bound // (ph * pw)))
             for start in range(0, len(members), per_batch):
-                chunk = members[start:start + per_batch]
-                loaded = [load_image(s.path, info.channels, (h, w)) for s in chunk]
+                chunk, loaded = [], []
+                for s in members[start:start + per_batch]:
+                    try:
+                        loaded.append(load_image(s.path, info.channels, (h, w)))
+                        chunk.append(s)
+                    except (OSError, ValueError, SyntaxError) as exc:  # the header read, the pixels do not (truncated ...)
+                        if not s.in_folder:
+                            raise GanzooError(f"{s.path} cannot be decoded ({str(exc)[:120]}); {len(result.written)} "
+                                              f"image(s) were translated into {out_dir} before it") from None
+                        s.out = None
+                        result.skipped.append(s.path)
+                        note(f"skipped {s.path.name}: its pixels cannot be decoded ({str(exc)[:120]})", "warning")
+                        bar.update(1)
+                if not chunk:
+                    continue
                 for _, alpha, conv in loaded:
                     if conv:
                         conversions[conv] = conversions.get(conv, 0) + 1
@@ -366,8 +389,10 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
                 for s, y, (arr, alpha, _) in zip(chunk, translated, loaded):
                     assert s.out is not None
                     save_translated(y, arr, alpha, s.out, side_by_side)
+                    result.written.append(s.out)
                 bar.update(len(chunk))
     if conversions:
         note("; ".join(f"{n} image(s): {what}" for what, n in conversions.items()))
-    result.written = [s.out for s in sources if s.out is not None]
+    order = {s.out: i for i, s in enumerate(sources)}
+    result.written.sort(key=order.__getitem__)  # input order (groups by size ran out of it)
     return result

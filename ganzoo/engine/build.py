@@ -18,7 +18,7 @@ from ..data.augment import load_run_data
 from ..errors import GanzooError
 from ..registry import Registry, get_registry
 from ..specs import ArchitectureSpec
-from .checkpoint import load_checkpoint
+from .checkpoint import load_latest_checkpoint
 from .config import critic_refusal
 from .context import Step, StepContext
 from .rundir import RunDir
@@ -121,7 +121,7 @@ def open_run(path: str, registry: Registry | None = None, device: str = "cpu", l
     """Rebuild a finished (or interrupted) run from its directory and load its last checkpoint."""
     rd = RunDir(path)
     cfg = rd.read_config()
-    state = load_checkpoint(rd.checkpoint_path, map_location="cpu")
+    state, _ = load_latest_checkpoint(rd.checkpoint_path.parent, map_location="cpu")
     parts = build_run(cfg, registry, device=device)
     load_weights(parts, state)
     for net in parts.nets.values():

@@ -40,9 +40,11 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "lr_decay": (float, 1.0, "fraction of the run after which both learning rates fall linearly to 0 "
                  "(1: constant; an architecture with its own schedule ignores it)"),
     "amp": (bool, False, "bfloat16 autocast on CUDA"),
-    "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run)"),
-    "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run)"),
+    "sample_every": (int, 0, "write a sample grid every K steps (0: about 10 per run, every steps // 10)"),
+    "checkpoint_every": (int, 0, "checkpoint every K steps (0: about 4 per run, every steps // 4); always at the end"),
     "log_every": (int, 25, "log losses to metrics.jsonl every K steps"),
+    "keep_checkpoints": (int, 2, "checkpoints/step_XXXXXX.pt files kept, newest first (0: all); last.pt is the newest"),
+    "tensorboard": (bool, True, "write TensorBoard events into the run directory (needs ganzoo[tensorboard])"),
     "eval_samples": (int, 2500, "samples drawn for end-of-run metrics"),
     "variant": (str, "", "a named bundle of settings the architecture offers (see 'ganzoo info ARCH')"),
     # data-parallel and GPU options (docs/distributed.md)
@@ -62,6 +64,8 @@ FIELDS: dict[str, tuple[type, Any, str]] = {
     "load_scale": (float, 1.0, "load_size as a multiple of image_size, when load_size is 0 (1: off)"),
     "augment_min_size": (int, 0, "augment and load_scale apply only to images of at least this many pixels "
                          "(0: any size); an explicit load_size always applies"),
+    "threads": (int, 0, "PyTorch intra-op CPU threads (0: auto, from the free cores and the work per step; "
+                "OMP_NUM_THREADS also sets it)"),
 }
 OPTIMIZERS = ("adam", "rmsprop")
 
@@ -135,7 +139,7 @@ def flatten_user(arch: ArchitectureSpec, file_cfg: Mapping[str, Any], cli: Mappi
                     _, k2, parsed = resolve_key(arch, "hparams." + k, v, source)
                     hps[k2] = parsed
                 continue
-            if key in ("ganzoo_version", "plugin", "created"):
+            if key in ("ganzoo_version", "plugin", "created", "decisions"):  # records, not settings
                 continue
             section, k2, parsed = resolve_key(arch, key, value, source)
             (hps if section == "hparams" else run)[k2] = parsed
@@ -265,8 +269,21 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
     cfg.update({k: v for k, v in var_run.items() if k not in ("data", "loss", "penalty")})
     cfg.update({k: v for k, v in run.items() if v is not None})
     cfg["hparams"] = hp
+    _decide_image_size(registry, arch, cfg, [(run, "set by you"), (var_run, f"variant '{cfg['variant']}'"),
+                                              (kind_run, f"'{arch.name}' data_defaults")])
     _check(cfg)
     return cfg
+
+
+def _decide_image_size(registry: Registry, arch: ArchitectureSpec, cfg: dict[str, Any], sources) -> None:
+    """``cfg["image_size"]`` from the first source that sets it, else from the data (see
+    :mod:`ganzoo.engine.image_size`); the reason goes to ``cfg["decisions"]["image_size_why"]``."""
+    from . import image_size
+
+    asked, by = next(((d["image_size"], by) for d, by in sources if d.get("image_size")), (None, ""))
+    cfg["image_size"], why = image_size.choose(registry, arch, cfg["data"], asked, by, cfg["hparams"])
+    if why:
+        cfg.setdefault("decisions", {})["image_size_why"] = why
 
 
 def _check(cfg: Mapping[str, Any]) -> None:
@@ -282,6 +299,7 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(0.0 <= cfg["ema"] < 1.0, f"ema must be in [0, 1), got {cfg['ema']}")
     need(0.0 <= cfg["lr_decay"] <= 1.0, f"lr_decay must be in [0, 1] (a fraction of the run), got {cfg['lr_decay']}")
     need(cfg["image_size"] >= 0, f"--image-size must be positive, got {cfg['image_size']}")
+    need(cfg["threads"] >= 0, f"--threads must be a positive number of threads (0: auto), got {cfg['threads']}")
     need(cfg["eval_samples"] >= 1, "eval_samples must be positive")
     need(cfg["image_channels"] in (0, 1, 3),
          f"--channels (image_channels) must be 1 (grey) or 3 (RGB), got {cfg['image_channels']}")
@@ -290,5 +308,6 @@ def _check(cfg: Mapping[str, Any]) -> None:
     need(cfg["load_scale"] >= 1.0, f"--set load_scale must be at least 1 (1: off), got {cfg['load_scale']}")
     need(cfg["augment_min_size"] >= 0, f"--set augment_min_size must be 0 or more pixels, got {cfg['augment_min_size']}")
     need(cfg["data_workers"] >= 0, f"--set data_workers must be 0 (every core) or more, got {cfg['data_workers']}")
+    need(cfg["keep_checkpoints"] >= 0, f"keep_checkpoints must be 0 (keep all) or more, got {cfg['keep_checkpoints']}")
     dev = cfg["device"]
     need(dev in ("auto", "cpu", "cuda") or dev.startswith("cuda:"), f"--device must be auto, cpu, cuda or cuda:N, got '{dev}'")

@@ -215,6 +215,8 @@ def report_rank_error(exc: BaseException) -> None:
     if world_size() == 1:
         return
     if isinstance(exc, EveryRankError):
+        # every process is here together: close the group, or gloo may abort one at exit (signal 6)
+        shutdown()
         if is_main():
             raise exc
         sys.exit(2)

@@ -39,6 +39,7 @@ def relaunch(nproc: int, argv: list[str]) -> int:
         raise GanzooError("--nproc restarts the 'ganzoo' command line, which this call does not have; "
                           "start the processes with torchrun instead (docs/distributed.md)")
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     # CPU processes share the cores (torchrun would print a banner and use 1 thread each)
@@ -50,6 +51,8 @@ def relaunch(nproc: int, argv: list[str]) -> int:
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     try:
         torchrun.run(args)
+    except SignalException as exc:  # SIGINT/SIGTERM: the agent passed it on and waited for the workers,
+        return 128 + int(exc.sigval)  # which checkpointed; rank 0 printed the resume command
     except ChildFailedError as exc:
         if not exc.failures:
             return 1

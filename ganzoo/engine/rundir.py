@@ -1,10 +1,14 @@
 """The run directory: one folder holding everything a run makes.
 
     config.toml          resolved configuration (a valid --config file)
-    checkpoints/last.pt  latest checkpoint (weights, optimisers, RNG, step); step_XXXXXX.pt kept too
+    checkpoints/last.pt  latest checkpoint (weights, optimisers, RNG, step): a hard link to the newest
+    checkpoints/step_XXXXXX.pt  the newest ``keep_checkpoints`` checkpoints
     samples/step_XXXXXX.png
     metrics.jsonl        one JSON object per line: losses every log_every steps, evaluations
     loss_curve.png       written at the end
+    report.html          the run's page (ganzoo.report), refreshed at every checkpoint
+    events.out.tfevents.*  TensorBoard events (with tensorboardX installed)
+    eval.json, exports.json  the latest ``ganzoo eval`` result; ``ganzoo export``'s parity figures
     *.onnx               exported generators (``ganzoo export``)
 """
 
@@ -22,6 +26,25 @@ from .checkpoint import atomic_write_text
 
 CONFIG = "config.toml"
 CHECKPOINT = "checkpoints/last.pt"
+SAMPLES_PER_RUN = 10  # sample_every = 0: about this many sample grids per run
+CHECKPOINTS_PER_RUN = 4  # checkpoint_every = 0: about this many checkpoints per run
+
+
+def every(value: int, steps: int, per_run: int) -> int:
+    """An interval in steps: ``value``, or for 0 about ``per_run`` times in a run of ``steps``."""
+    return value if value > 0 else max(1, steps // per_run)
+
+
+def config_header(cfg: Mapping[str, Any]) -> str:
+    """Comments at the top of config.toml saying what the automatic intervals (0) mean for this run."""
+    steps = int(cfg.get("steps", 0) or 0)
+    lines = ["# ganzoo run configuration; a valid --config file (ganzoo train ARCH --config THIS_FILE)."]
+    for key, per_run, what in (("sample_every", SAMPLES_PER_RUN, "a sample grid"),
+                               ("checkpoint_every", CHECKPOINTS_PER_RUN, "a checkpoint")):
+        if int(cfg.get(key, 0) or 0) == 0 and steps:
+            lines.append(f"# {key} = 0: {what} about {per_run} times per run, every {every(0, steps, per_run)} "
+                         f"steps for steps = {steps} (and at the last step).")
+    return "\n".join(lines) + "\n"
 
 
 class RunDir:
@@ -58,7 +81,7 @@ class RunDir:
 
     def write_config(self, cfg: Mapping[str, Any]) -> None:
         clean = {k: v for k, v in cfg.items() if v is not None}
-        atomic_write_text(self.config_path, tomli_w.dumps(clean))
+        atomic_write_text(self.config_path, config_header(clean) + tomli_w.dumps(clean))
 
     def read_config(self) -> dict[str, Any]:
         import tomllib

@@ -9,6 +9,7 @@ by name: everything architecture-specific comes from the spec and its :class:`St
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 from typing import Any, Iterable, Mapping
@@ -20,11 +21,13 @@ from ..errors import GanzooError
 from ..data.augment import make_augment
 from ..data.loader import BatchLoader, write_skipped_images
 from .build import RunParts, build_run, load_weights
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_latest_checkpoint, write_history_checkpoint
 from . import distributed
 from .distributed import is_main
+from .interrupt import StopSignal, TrainingStopped
 from .plots import save_image_grid, save_loss_curve, save_scatter
-from .rundir import RunDir
+from .rundir import CHECKPOINTS_PER_RUN, SAMPLES_PER_RUN, RunDir
+from .rundir import every as _every
 
 
 class Callback:
@@ -33,6 +36,8 @@ class Callback:
     def on_train_start(self, trainer: "Trainer") -> None: ...
     def on_step_end(self, trainer: "Trainer", step: int, logs: Mapping[str, float] | None) -> None: ...
     def on_checkpoint(self, trainer: "Trainer", step: int) -> None: ...
+    def on_samples(self, trainer: "Trainer", step: int, path) -> None: ...
+    def on_stop(self, trainer: "Trainer", step: int, reason: str) -> None: ...
     def on_train_end(self, trainer: "Trainer", results: Mapping[str, Any]) -> None: ...
 
 
@@ -71,16 +76,24 @@ def _requires_grad(params: list[torch.Tensor], flag: bool) -> None:
         q.requires_grad_(flag)
 
 
-def _every(value: int, steps: int, parts: int) -> int:
-    return value if value > 0 else max(1, steps // parts)
+def _why_stopped(exc: BaseException) -> str:
+    if isinstance(exc, TrainingStopped):
+        return exc.message
+    return f"failed: {str(exc).splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}"
 
 
 class Trainer:
     def __init__(self, cfg: Mapping[str, Any], run_dir: RunDir, callbacks: Iterable[Callback] = (),
-                 quiet: bool = False, parts: RunParts | None = None):
+                 quiet: bool = False, parts: RunParts | None = None, report: bool = True):
         self.cfg = dict(cfg)
         self.rd = run_dir
         self.callbacks = list(callbacks)
+        if report:  # report.html and TensorBoard events in the run directory (rank 0 only)
+            from ..report.callback import RunReport
+
+            self.callbacks.insert(0, RunReport(quiet=quiet))
+        self.stop = StopSignal()  # SIGINT/SIGTERM: finish the step, checkpoint, stop
+        self._log: dict[str, Any] = {"sums": {}, "count": 0}  # losses summed since the last log line
         self.quiet = quiet
         distributed.init()  # under torchrun: join the process group (no-op in one process)
         self.p = parts or build_run(self.cfg, device=distributed.process_device(str(self.cfg.get("device", "auto"))),
@@ -127,8 +140,11 @@ class Trainer:
                                 **optimizer_options(self.cfg, self.p.device))
 
     def resume(self) -> None:
-        """Load the run directory's checkpoint: weights, optimisers, RNG states, data position."""
-        state = load_checkpoint(self.rd.checkpoint_path)
+        """Load the run directory's checkpoint: weights, optimisers, RNG states, data position.
+
+        ``last.pt``, or the newest readable ``step_XXXXXX.pt`` when it is damaged (one warning line).
+        """
+        state, _ = load_latest_checkpoint(self.rd.checkpoint_path.parent)
         load_weights(self.p, state)
         try:
             for g in ("G", "D"):
@@ -141,6 +157,8 @@ class Trainer:
                 self.p.ctx.generator.set_state(rng["noise"])
             self.loader.load_state_dict(rng)  # samplers and augmentation
             self.p.step.load_state_dict(state.get("step_state", {}))
+            log = state.get("log") or {"sums": {}, "count": 0}
+            self._log = {"sums": {k: v.to(self.p.device) for k, v in log["sums"].items()}, "count": int(log["count"])}
         except (KeyError, ValueError, RuntimeError) as exc:
             raise GanzooError(f"checkpoint {self.rd.checkpoint_path} is incomplete ({exc}); start a new run") from None
         self.start_step = int(state["step"])
@@ -162,6 +180,8 @@ class Trainer:
                 **self.loader.state_dict(),  # "sampler", "sampler_b" (and "augment" when on)
             },
             "step_state": p.step.state_dict(),
+            # losses summed since the last log line: a resumed run logs the same averages
+            "log": {"sums": {k: v.detach().cpu() for k, v in self._log["sums"].items()}, "count": self._log["count"]},
         }
 
     # -- pieces of the loop ---------------------------------------------------------------------
@@ -261,12 +281,32 @@ class Trainer:
             save_scatter(pv.points, real, path, title=f"{p.spec.name} on {p.dataset.info.name}, step {step}")
         elif pv.images is not None:
             save_image_grid(pv.images, path, nrow=pv.nrow)
+        else:
+            return
+        for cb in self.callbacks:
+            cb.on_samples(self, step, path)
 
     def checkpoint(self, step: int) -> None:
+        """``checkpoints/step_XXXXXX.pt`` and ``last.pt`` (the newest ``keep_checkpoints`` kept).
+
+        Raises :class:`~ganzoo.engine.checkpoint.CheckpointWriteError` (previous checkpoint intact)
+        when the disk is full.
+        """
         if is_main():
-            save_checkpoint(self.rd.checkpoint_path, self.state_dict(step))
+            write_history_checkpoint(self.rd.checkpoint_path.parent, step, self.state_dict(step),
+                                     keep=int(self.cfg.get("keep_checkpoints", 2)))
+        self._saved_step = step
         for cb in self.callbacks:
             cb.on_checkpoint(self, step)
+
+    def choose_threads(self) -> int:
+        """Pick and set torch's intra-op thread count (see :mod:`ganzoo.engine.threads`), record it in
+        the config's ``decisions``; returns the count in force before."""
+        from . import threads
+
+        self.thread_choice = threads.choose(self.cfg, self.p)
+        self.cfg.setdefault("decisions", {}).update(threads=self.thread_choice.threads, threads_why=self.thread_choice.why)
+        return threads.apply(self.thread_choice)
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -278,13 +318,14 @@ class Trainer:
             raise distributed.EveryRankError(
                 f"the run in {self.rd.path} is already at step {self.start_step}; pass --steps larger than that to continue"
             )
+        prev_threads = self.choose_threads()
         if is_main():
             self.rd.create()
             self.rd.write_config(cfg)
             self.rd.truncate_metrics_after(self.start_step)
             write_skipped_images(self.rd.path, self.p.train_data)
-        sample_every = _every(int(cfg["sample_every"]), total, 10)
-        ckpt_every = _every(int(cfg["checkpoint_every"]), total, 4)
+        sample_every = _every(int(cfg["sample_every"]), total, SAMPLES_PER_RUN)
+        ckpt_every = _every(int(cfg["checkpoint_every"]), total, CHECKPOINTS_PER_RUN)
         log_every = max(1, int(cfg["log_every"]))
         for net in self.p.nets.values():
             net.train()
@@ -294,9 +335,11 @@ class Trainer:
             self.write_samples(0)
         bar = tqdm(total=total, initial=self.start_step, desc=f"{self.p.spec.name}", unit="step",
                    disable=self.quiet or not sys.stderr.isatty() or not is_main(), file=sys.stderr, dynamic_ncols=True)
-        sums: dict[str, torch.Tensor] = {}
-        count = 0
+        sums: dict[str, torch.Tensor] = self._log["sums"]
+        count = self._log["count"]
+        self._saved_step = self.start_step
         t0 = time.perf_counter()
+        restore_signals = self.stop.install()
         try:
             for step in range(self.start_step + 1, total + 1):
                 out = self.train_step(step)
@@ -304,6 +347,7 @@ class Trainer:
                 for k, v in out.items():
                     sums[k] = sums[k] + v.float() if k in sums else v.float().clone()
                 count += 1
+                self._log = {"sums": sums, "count": count}
                 logs = None
                 if step % log_every == 0 or step == total:
                     sums, where = self.dist.mean_over_ranks(sums)  # every process gets the same means
@@ -315,6 +359,7 @@ class Trainer:
                             "lower the learning rate (--lr) or try another --loss"
                         )
                     sums, count = {}, 0
+                    self._log = {"sums": sums, "count": count}
                     if is_main():
                         self.rd.append_metrics({"step": step, **logs})
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k in ("d_loss", "g_loss")})
@@ -326,14 +371,30 @@ class Trainer:
                     self.checkpoint(step)
                 for cb in self.callbacks:
                     cb.on_step_end(self, step, logs)
-                if distributed.any_rank(self.stop_requested):  # every process stops at this same step
-                    if step % ckpt_every and step != total:
+                # the one stop check: a stop asked by code (stop_requested) or by SIGINT/SIGTERM (self.stop),
+                # agreed by every process so that all of them stop at this same step
+                if distributed.any_rank(self.stop_requested or self.stop.requested()):
+                    if self._saved_step != step:
                         self.checkpoint(step)
+                    if self.stop.requested() and step < total:  # the CLI prints the resume command, exits 130/143
+                        raise TrainingStopped(step, str(self.rd.path), self.p.spec.name, self.stop.signum)
                     self.results["stopped_at"] = step
                     break
+        except KeyboardInterrupt:  # a second signal (or one while the handlers were not ours)
+            stopped = TrainingStopped(self._saved_step, str(self.rd.path), self.p.spec.name,
+                                      self.stop.signum or signal.SIGINT, aborted=True)
+            for cb in self.callbacks:
+                cb.on_stop(self, self._saved_step, stopped.message)
+            raise stopped from None
+        except BaseException as exc:
+            for cb in self.callbacks:
+                cb.on_stop(self, self._saved_step, _why_stopped(exc))
+            raise
         finally:
+            restore_signals()
             bar.close()
             self.loader.close()
+            torch.set_num_threads(prev_threads)  # a Python session that trains gets its own count back
         self.results["seconds"] = round(time.perf_counter() - t0, 2)
         self.results["steps"] = self.results.get("stopped_at", total)
         if is_main() and "stopped_at" not in self.results:

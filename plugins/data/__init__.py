@@ -43,6 +43,7 @@ def ganzoo_datasets():
             kind="image",
             load=_lazy("digits", "load_digits"),
             labelled=True,
+            native_size=_lazy("sizes", "digits"),
         ),
         DatasetSpec(
             name="digits-unpaired",
@@ -50,6 +51,7 @@ def ganzoo_datasets():
             kind="unpaired",
             load=_lazy("digits", "load_digits_unpaired"),
             labelled=True,
+            native_size=_lazy("sizes", "digits"),
         ),
         DatasetSpec(
             name="idx",
@@ -58,6 +60,7 @@ def ganzoo_datasets():
             load=_lazy("idx", "load_idx"),
             takes_path=True,
             labelled=True,
+            native_size=_lazy("sizes", "idx"),
         ),
         DatasetSpec(
             name="folder",
@@ -66,6 +69,7 @@ def ganzoo_datasets():
             load=_lazy("folder", "load_folder"),
             takes_path=True,
             labelled=True,
+            native_size=_lazy("sizes", "folder"),
         ),
         DatasetSpec(
             name="cifar10",
@@ -74,6 +78,7 @@ def ganzoo_datasets():
             load=_lazy("cifar10", "load_cifar10"),
             takes_path=True,
             labelled=True,
+            native_size=_lazy("sizes", "cifar10"),
         ),
         DatasetSpec(
             name="unpaired",
@@ -81,5 +86,6 @@ def ganzoo_datasets():
             kind="unpaired",
             load=_lazy("unpaired", "load_unpaired"),
             takes_path=True,
+            native_size=_lazy("sizes", "unpaired"),
         ),
     ]
