@@ -1,4 +1,4 @@
-"""Write docs/cli.md from the commands' own ``--help``: ``python -m ganzoo.cli.docgen > docs/cli.md``.
+"""Write docs/cli.md from the commands' own ``--help``: ``python -m ganzoo.cli.docgen --write``.
 
 A test regenerates the page and compares, so the reference can never drift from the CLI.
 """
@@ -39,5 +39,16 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def main(argv: list[str]) -> None:
+    """``--write``: replace docs/cli.md of this checkout (only once every section rendered); else print."""
+    text = render()
+    if "--write" in argv:
+        from pathlib import Path
+
+        (Path(__file__).resolve().parents[2] / "docs" / "cli.md").write_text(text)
+    else:
+        sys.stdout.write(text)
+
+
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    main(sys.argv[1:])
