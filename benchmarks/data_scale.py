@@ -39,19 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from _common import RESULTS, finish, machine, trainer_for  # same folder: run as a script
+from ganzoo.bench.worker import cpu_name
 
 SIZE = 64
 HERE = Path(__file__).resolve()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def make_jpegs(folder: Path, count: int, side: int = 128) -> None:
