@@ -85,6 +85,17 @@ def assert_user_error(r: Result, *fragments: str) -> str:
     return lines[0]
 
 
+def load_benchmark(name: str):
+    """A script of benchmarks/ imported as a module (they are scripts, not a package), for tests of
+    their summary logic on made-up records."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def assert_interrupted(r: Result, *fragments: str) -> str:
     """An interruption (Ctrl-C): exit code 130, one line 'ganzoo: interrupted; ...', no traceback."""
     assert r.code == 130, (r.code, r.out, r.err)

@@ -4,20 +4,14 @@ lowest geometric mean over batch sizes, and a row slower than eager or compile f
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def zoo():
-    spec = importlib.util.spec_from_file_location("onnx_zoo", ROOT / "benchmarks" / "onnx_zoo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("onnx_zoo")
 
 
 def rec(backend, batch, rounds, variant=None):
