@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def launch(*args, world: int = 2, cwd: Path, rank_cwds: dict[int, Path] | None =
     port = free_port()
     procs = []
     for r in range(world):
-        e = {**os.environ, ALLOW_ENV: plugins, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+        e = {**os.environ, ALLOW_ENV: plugins, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", "MASTER_ADDR": "127.0.0.1",
              "MASTER_PORT": str(port), "WORLD_SIZE": str(world), "RANK": str(r), "LOCAL_RANK": str(r),
              "LOCAL_WORLD_SIZE": str(world), **(env or {})}
         procs.append(subprocess.Popen([sys.executable, "-m", "ganzoo", *map(str, args)], env=e, text=True,
@@ -79,9 +80,16 @@ def launch(*args, world: int = 2, cwd: Path, rank_cwds: dict[int, Path] | None =
             o, e = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
             out.append(Result(p.returncode, o, e))
     except subprocess.TimeoutExpired:
+        for p in procs:  # PYTHONFAULTHANDLER makes SIGABRT print every thread's Python stack first
+            p.send_signal(signal.SIGABRT)
+        time.sleep(2)
         for p in procs:
             p.kill()
-        pytest.fail(f"the {world} processes did not finish within {timeout} s (a hang)")
+        tails = []
+        for r, p in enumerate(procs):  # what each process printed before the kill, to tell where it stopped
+            o, e = (out[r].out, out[r].err) if r < len(out) else p.communicate()
+            tails.append(f"--- rank {r} (exit {p.returncode}) stdout:\n{o[-1500:]}\n--- rank {r} stderr:\n{e[:8000]}")
+        pytest.fail(f"the {world} processes did not finish within {timeout} s (a hang)\n" + "\n".join(tails))
     return out
 
 
@@ -308,7 +316,7 @@ def test_sync_batchnorm_computes_batchnorm_and_its_double_backward(monkeypatch):
     from ganzoo.engine import syncbn
 
     monkeypatch.setattr(syncbn, "_synced", lambda: True)
-    monkeypatch.setattr(syncbn.dist, "all_reduce", lambda t, *a, **k: None)
+    monkeypatch.setattr(syncbn.collective, "run", lambda fn, *a, **k: None)  # a 1-process sum: the identity
     torch.manual_seed(0)
     bn = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, bias=False), torch.nn.BatchNorm2d(3), torch.nn.LeakyReLU(0.2))
     bn[1].weight.data.uniform_(0.5, 1.5)
@@ -373,3 +381,35 @@ def test_a_setup_error_on_every_rank_closes_the_process_group_before_exiting(mon
     assert closed == [True]
     if rank:
         assert caught.value.code == 2
+
+
+def test_collectives_keep_their_works_until_newer_ones_push_them_out():
+    """A collective's work (and its tensors) stays referenced from Python after it completed, so
+    gloo's worker thread never frees it: freeing needs the GIL, which a main thread destroying the
+    process group holds while it joins that worker (the end-of-run hang, ganzoo/engine/collective.py)."""
+    import gc
+    import weakref
+
+    from ganzoo.engine import collective
+
+    class Work:
+        waited = False
+
+        def wait(self):
+            self.waited = True
+
+    calls = []
+
+    def op(*args, async_op=False, **kwargs):
+        calls.append((args, async_op, kwargs))
+        return Work()
+
+    collective.run(op, "t", op="max")  # a keyword named like the wrapper's own parameter reaches the op
+    first = weakref.ref(collective._works[-1])
+    assert calls == [(("t",), True, {"op": "max"})] and first().waited
+    gc.collect()
+    assert first() is not None  # kept after it completed
+    for _ in range(collective._KEEP):
+        collective.run(op)
+    gc.collect()
+    assert first() is None  # pushed out by newer works: the main thread freed it

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..errors import GanzooError
+from . import collective
 
 TIMEOUT_ENV = "GANZOO_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 300.0
@@ -152,7 +153,7 @@ def any_rank(flag: bool) -> bool:
     import torch.distributed as dist
 
     t = torch.tensor([1 if flag else 0], dtype=torch.int32)  # a CPU tensor: the gloo side of the group
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    collective.run(dist.all_reduce, t, op=dist.ReduceOp.MAX)
     return bool(t.item())
 
 
@@ -165,7 +166,7 @@ def _gather_messages(msg: str | None) -> list[str | None]:
         buf[0] = 1
         buf[1 : 1 + len(raw)] = torch.tensor(list(raw), dtype=torch.uint8)
     out = [torch.zeros_like(buf) for _ in range(world_size())]
-    dist.all_gather(out, buf)
+    collective.run(dist.all_gather, out, buf)
     return [bytes(t[1:].tolist()).rstrip(b"\0").decode("utf-8", "replace") if int(t[0]) else None for t in out]
 
 
@@ -262,7 +263,7 @@ def _all_gather_rows(x: torch.Tensor) -> torch.Tensor:
 
     x = x.contiguous()
     out = [torch.empty_like(x) for _ in range(world_size())]
-    dist.all_gather(out, x)
+    collective.run(dist.all_gather, out, x)
     return torch.cat(out)
 
 
@@ -362,7 +363,7 @@ class Replicas:
         first = torch.zeros(self.world, device=local.device)
         first[self.rank] = self._first_bad if self._first_bad is not None else float("inf")
         packed = torch.cat([local, first])
-        dist.all_reduce(packed)
+        collective.run(dist.all_reduce, packed)
         mean, first = packed[: len(keys)] / self.world, packed[len(keys):].cpu()
         if not torch.isfinite(first).any():
             return dict(zip(keys, mean)), ""
@@ -380,7 +381,7 @@ class Replicas:
         with torch.no_grad():
             fp = torch.stack([p.detach().double().abs().sum() for n in self.nets.values() for p in n.parameters()]).sum()
         both = torch.stack([fp, -fp]).cpu()
-        dist.all_reduce(both, op=dist.ReduceOp.MAX)
+        collective.run(dist.all_reduce, both, op=dist.ReduceOp.MAX)
         hi, lo = float(both[0]), -float(both[1])
         if hi - lo > 1e-6 * max(1.0, abs(hi)):
             raise EveryRankError(

@@ -21,6 +21,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from . import collective
+
 
 class _AllReduceSum(torch.autograd.Function):
     """Sum over processes; its backward is itself (the gradient of a sum reaches every addend), and
@@ -29,7 +31,7 @@ class _AllReduceSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x = x.clone(memory_format=torch.contiguous_format)
-        dist.all_reduce(x)
+        collective.run(dist.all_reduce, x)
         return x
 
     @staticmethod
