@@ -84,8 +84,8 @@ def main() -> int:
     out = {"benchmark": "threads", "machine": {
         "cpu": cpu_name(), "usable_cores": len(cpus), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "torch_default_threads": torch.get_num_threads(), "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        "note": "shared machine: other engineers' jobs ran during the measurement; 'busy_cores' is the CPU "
-                "time of other processes sampled from /proc/stat just before each timing"},
+        "note": "'busy_cores' is the CPU time of other processes sampled from /proc/stat just before each "
+                "timing: how busy the machine was apart from this script (and its spinner, in 'one core busy')"},
         "jobs": {}}
     t_start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="threads-bench-"))
