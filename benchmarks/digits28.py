@@ -112,8 +112,8 @@ def main() -> int:
         "benchmark": "digits28", "data": f"embedded digits upsampled to 28x28, written as IDX ({n} images)",
         "settings": "defaults of 'ganzoo train ARCH --data idx:DIR' " + " ".join(args.sets),
         "machine": machine(1, cpu=cpu_name(), loadavg_before=load_before, loadavg_after=load_after, jobs=args.jobs,
-                           note="shared machine: other engineers' jobs ran at the same time; train_seconds are "
-                                "wall-clock with one torch thread per run and --jobs runs side by side"),
+                           note="train_seconds are wall-clock with one torch thread per run and --jobs runs side by "
+                                "side; the load averages say how busy the machine was"),
         "runs": rows, "summary": summary,
     }
     return finish(result, Path(args.json), missed)
@@ -151,7 +151,7 @@ def score_runs(run_dirs: list[Path], out: Path) -> int:
         rows.append(row)
     result = {"benchmark": "digits28", "mode": "scored at the last checkpoint of a run stopped before its configured steps",
               "machine": machine(1, cpu=cpu_name(), loadavg=[round(v, 2) for v in os.getloadavg()],
-                                 note="shared machine: other engineers' jobs ran at the same time"),
+                                 note="the load average says how busy the machine was"),
               "runs": rows}
     return finish(result, out, missed)
 
