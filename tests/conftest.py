@@ -76,9 +76,15 @@ def run_process(*args, cwd: str | Path | None = None, timeout: float = 300) -> R
 def assert_user_error(r: Result, *fragments: str) -> str:
     """A user mistake: exit code 2, one line on stderr 'ganzoo: error: ...', no traceback."""
     assert r.exception is None, f"unexpected {type(r.exception).__name__}: {r.exception}"
-    assert r.code == 2, (r.code, r.out, r.err)
+    return _one_line(r, 2, "ganzoo: error: ", fragments)
+
+
+def _one_line(r: Result, code: int, prefix: str, fragments: tuple[str, ...]) -> str:
+    """Exit ``code``, exactly one non-blank stderr line starting with ``prefix`` and holding every
+    fragment, no traceback anywhere; returns that line."""
+    assert r.code == code, (r.code, r.out, r.err)
     lines = [ln for ln in r.err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ganzoo: error: "), r.err
+    assert len(lines) == 1 and lines[0].startswith(prefix), r.err
     assert "Traceback" not in r.err + r.out
     for frag in fragments:
         assert frag in lines[0], (frag, lines[0])
@@ -98,13 +104,7 @@ def load_benchmark(name: str):
 
 def assert_interrupted(r: Result, *fragments: str) -> str:
     """An interruption (Ctrl-C): exit code 130, one line 'ganzoo: interrupted; ...', no traceback."""
-    assert r.code == 130, (r.code, r.out, r.err)
-    lines = [ln for ln in r.err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("ganzoo: interrupted"), r.err
-    assert "Traceback" not in r.err + r.out
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
-    return lines[0]
+    return _one_line(r, 130, "ganzoo: interrupted", fragments)
 
 
 @pytest.fixture(scope="session", autouse=True)
