@@ -148,7 +148,8 @@ def info_cmd(arch, as_json):
         "data_kinds": list(s.data_kinds), "needs_labels": s.needs_labels, "default_data": s.default_data,
         "default_loss": s.default_loss, "default_penalty": s.default_penalty, "n_critic": s.n_critic,
         "groups": {g: list(n) for g, n in s.groups.items()}, "optimizers": opt,
-        "defaults": dict(s.defaults), "data_defaults": {k: dict(v) for k, v in s.data_defaults.items()}, "hparams": hps,
+        "defaults": dict(s.defaults), "data_defaults": {k: dict(v) for k, v in s.data_defaults.items()},
+        "size_defaults": {str(k): dict(v) for k, v in s.size_defaults.items()}, "hparams": hps,
         "exports": [{"network": e.network, "inputs": list(e.inputs), "output": e.output, "dynamic_size": e.dynamic_size}
                     for e in s.exports],
         "incompatible": dict(s.incompatible),
@@ -175,6 +176,8 @@ def info_cmd(arch, as_json):
             click.echo(f"                with --data {s.default_data}: {info['image_size']['default_data']}")
     for kind, settings in s.data_defaults.items():  # over the lines above for that kind of data
         click.echo(f"{'on ' + kind + ' data:':<16}" + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    for size, settings in s.size_defaults.items():  # over the lines above when the run trains at that size
+        click.echo(f"{f'at {size}x{size} px:':<16}" + ", ".join(f"{k}={v}" for k, v in settings.items()))
     click.echo(f"networks:       G group {list(s.groups['G'])}, D group {list(s.groups['D'])}")
     click.echo("exports:        " + ", ".join(f"{e['network']}({', '.join(e['inputs'])}{' of any size' if e['dynamic_size'] else ''})"
                                            for e in info["exports"]))

@@ -115,6 +115,8 @@ def _defaults_text(spec, by_kind: dict[str, dict]) -> str:
     for other, cfg in others:
         diff = describe(cfg, base)
         text += f" On {other} data (e.g. --data {cfg['data']}): {diff or 'the same'}."
+    for size, settings in spec.size_defaults.items():
+        text += f" At {size}x{size} px: " + ", ".join(f"{k} {v}" for k, v in settings.items()) + "."
     return text
 
 
@@ -221,7 +223,8 @@ def header_line(trainer) -> str:
         parts.append(f"{info.height}x{info.width} ({reason})")
     n = dec.get("threads", "?")
     parts.append(f"{p.device.type}, {n} thread{'s' if n != 1 else ''} ({dec.get('threads_why', '')})")
-    parts.append(f"steps {trainer.start_step} -> {cfg['steps']}")
+    per_size = f" ({dec['size_defaults']})" if dec.get("size_defaults") else ""
+    parts.append(f"steps {trainer.start_step} -> {cfg['steps']}{per_size}")
     return ", ".join(parts)
 
 

@@ -1,7 +1,7 @@
 """Resolving a run's configuration.
 
 Precedence, lowest first: engine defaults -> the architecture's defaults -> its defaults for the kind
-of data (``data_defaults``) -> the loss's and the penalty's suggestions (only for a loss or penalty
+of data (``data_defaults``) and for the image size the run trains at (``size_defaults``) -> the loss's and the penalty's suggestions (only for a loss or penalty
 other than the architecture's own default, whose settings it has tuned) -> the architecture's variant
 (``--set variant=NAME``) -> ``--config FILE.toml`` -> command-line options and ``--set key=value``.
 The resolved configuration is written to ``config.toml`` in the run directory and is itself a valid
@@ -257,22 +257,66 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
     tuned = kind_run.get("penalty_weight", arch.defaults.get("penalty_weight"))
     own_weight = cfg["penalty"] == own_pen and tuned is not None
     cfg["penalty_weight"] = (float(tuned) if own_weight else penalty.weight) if penalty else 0.0
+    above: set[str] = set()  # run keys set above the architecture's own defaults
     for suggested in (loss.suggested if cfg["loss"] != own_loss else {},
                       penalty.suggested if penalty and cfg["penalty"] != own_pen else {}):
         for key, value in suggested.items():
             if key == "betas":
                 cfg["beta1"], cfg["beta2"] = value
+                above |= {"beta1", "beta2"}
             elif key == "lr":
                 cfg["lr_g"] = cfg["lr_d"] = value
+                above |= {"lr_g", "lr_d"}
             elif key in FIELDS:
                 cfg[key] = value
+                above.add(key)
     cfg.update({k: v for k, v in var_run.items() if k not in ("data", "loss", "penalty")})
     cfg.update({k: v for k, v in run.items() if v is not None})
+    above |= set(var_run) | {k for k, v in run.items() if v is not None}
     cfg["hparams"] = hp
     _decide_image_size(registry, arch, cfg, [(run, "set by you"), (var_run, f"variant '{cfg['variant']}'"),
                                               (kind_run, f"'{arch.name}' data_defaults")])
+    _apply_size_defaults(arch, cfg, above, set(var_hps) | set(hps))
     _check(cfg)
     return cfg
+
+
+# Keys a ``size_defaults`` entry may not set: they decide the image size, or are chosen before it.
+NOT_PER_SIZE = ("data", "image_size", "loss", "penalty", "variant")
+
+
+def size_settings(arch: ArchitectureSpec, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (run, hparams) settings of ``arch.size_defaults`` for ``size`` x ``size`` images;
+    ({}, {}) when it has none for that size. Raises GanzooError for a key it cannot set."""
+    run: dict[str, Any] = {}
+    hps: dict[str, Any] = {}
+    for key, value in arch.size_defaults.get(size, {}).items():
+        source = f"size_defaults[{size}] of '{arch.name}':"
+        if key in NOT_PER_SIZE:
+            raise GanzooError(f"{source} '{key}' cannot depend on the image size (it is chosen before the size); "
+                              f"set it in the architecture's defaults or data_defaults")
+        section, k2, parsed = resolve_key(arch, key, value, source=source)
+        (hps if section == "hparams" else run)[k2] = parsed
+    return run, hps
+
+
+def _apply_size_defaults(arch: ArchitectureSpec, cfg: dict[str, Any], run_above: set[str], hps_above: set[str]) -> None:
+    """Apply ``arch.size_defaults`` for the chosen image size to what nothing above the architecture's
+    own defaults set (a loss's or penalty's suggestions, a variant, --config, the user's options), and
+    record what they changed in ``cfg["decisions"]["size_defaults"]`` ("dcgan's defaults at 28x28:
+    steps=8000"), for the run's
+    first line and config.toml."""
+    if not arch.size_defaults or not cfg.get("image_size"):
+        return
+    run, hps = size_settings(arch, int(cfg["image_size"]))
+    applied = {k: v for k, v in run.items() if k not in run_above}
+    applied_hps = {k: v for k, v in hps.items() if k not in hps_above}
+    cfg.update(applied)
+    cfg["hparams"].update(applied_hps)
+    if applied or applied_hps:
+        size = cfg["image_size"]
+        cfg.setdefault("decisions", {})["size_defaults"] = f"{arch.name}'s defaults at {size}x{size}: " + ", ".join(
+            f"{k}={v}" for k, v in {**applied, **applied_hps}.items())
 
 
 def _decide_image_size(registry: Registry, arch: ArchitectureSpec, cfg: dict[str, Any], sources) -> None:
