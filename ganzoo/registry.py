@@ -457,6 +457,11 @@ def get_registry() -> Registry:
     return _REGISTRY
 
 
+def loaded_registry() -> Registry | None:
+    """The process-wide registry if something loaded it already, else None (loads nothing)."""
+    return _REGISTRY
+
+
 def reset_registry() -> None:
     """Forget the process-wide registry (tests; after changing GANZOO_PLUGINS)."""
     global _REGISTRY

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import GanzooError, PluginError
+from .errors import GanzooError, PluginError, plugin_failure_line
 
 RESUMABLE = ("steps", "device", "threads")  # what may change when a run is continued
 
@@ -190,7 +190,7 @@ def _fit(reg, cfg: dict[str, Any], rd, resuming: bool, quiet: bool, callbacks: l
         record = None if isinstance(exc, GanzooError) or not isinstance(exc, Exception) else reg.blame(exc)
         if record is not None:
             step = f" at step {trainer.p.ctx.step}" if trainer is not None and trainer.p.ctx.step else ""
-            exc = PluginError(_failure_line(record, exc, step, note)).with_traceback(exc.__traceback__)
+            exc = PluginError(plugin_failure_line(record, exc, step, note)).with_traceback(exc.__traceback__)
         distributed.report_rank_error(exc)  # several processes: one line from the one that failed
         raise exc
     distributed.shutdown()
@@ -198,20 +198,6 @@ def _fit(reg, cfg: dict[str, Any], rd, resuming: bool, quiet: bool, callbacks: l
     results["trained_steps"] = int(results.get("steps", 0)) - start
     cfg.update(trainer.cfg)  # what the run recorded as it started (``decisions``: thread count, image size)
     return results
-
-
-def _failure_line(record, exc: BaseException, step: str, note: str) -> str:
-    where = ""
-    tb = exc.__traceback__
-    while tb is not None:  # the innermost frame in the plugin's own code
-        module = tb.tb_frame.f_globals.get("__name__", "")
-        if any(module == m or module.startswith(m + ".") for m in record.modules):
-            code = tb.tb_frame.f_code
-            where = f" in {code.co_name} ({Path(code.co_filename).name}:{tb.tb_lineno})"
-        tb = tb.tb_next
-    text = " ".join(str(exc).split())[:300] or "(no message)"
-    line = f"plugin '{record.name}' ({record.provider}) failed{step}{where}: {type(exc).__name__}: {text}"
-    return line + (f"; {note}" if note else "") + "; report this to the plugin's authors"
 
 
 def _discard(path: Path, existed: bool, before: set[Path]) -> None:

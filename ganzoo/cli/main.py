@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import os
 import sys
 
 import click
@@ -93,6 +94,7 @@ def run_guarded(fn, *args, command=lambda: "", **kwargs):
         raise click.exceptions.Exit(exc.exit_code) from None
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _plugin_failure(exc)
             raise
         where = f" while writing {exc.filename}" if exc.filename else ""
         click.echo(f"ganzoo: error: {exc.strerror}{where}; free some disk space (a run keeps its last checkpoint: "
@@ -101,6 +103,24 @@ def run_guarded(fn, *args, command=lambda: "", **kwargs):
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop: 130, as for SIGINT
         click.echo(f"ganzoo: {INTERRUPTED.get(command(), 'interrupted')}", err=True)
         raise click.exceptions.Exit(130) from None
+    except Exception as exc:  # a plugin's bug, in any command: one line naming the plugin
+        _plugin_failure(exc)
+        raise  # ganzoo's own bug: the traceback is what its authors need
+
+
+def _plugin_failure(exc: BaseException) -> None:
+    """Raise a one-line error naming the plugin whose code raised ``exc`` (exit code 1); return when
+    no plugin's code is in its traceback. ``GANZOO_TRACEBACK=1`` shows the traceback instead."""
+    from ..errors import plugin_failure_line
+    from ..registry import loaded_registry
+
+    reg = loaded_registry()
+    record = reg.blame(exc) if reg is not None else None
+    if record is None or os.environ.get("GANZOO_TRACEBACK", "") not in ("", "0"):
+        return
+    err = UserError(plugin_failure_line(record, exc) + " (GANZOO_TRACEBACK=1 shows the traceback)")
+    err.exit_code = 1
+    raise err from None
 
 
 class LazyGroup(click.Group):
