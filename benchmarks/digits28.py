@@ -72,10 +72,11 @@ def main() -> int:
     ap.add_argument("--json", default=str(RESULTS / "digits28.json"))
     ap.add_argument("--score", nargs="+", default=None, metavar="RUN_DIR",
                     help="score these (kept, possibly unfinished) runs at their last checkpoint instead of training")
+    ap.add_argument("--note", default="", help="with --score: how the runs were trained, for the JSON")
     args = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
     if args.score:
-        return score_runs([Path(p) for p in args.score], Path(args.json))
+        return score_runs([Path(p) for p in args.score], Path(args.json), args.note)
 
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="digits28-"))
     n = write_idx28(root / "idx")
@@ -119,16 +120,17 @@ def main() -> int:
     return finish(result, Path(args.json), missed)
 
 
-def score_runs(run_dirs: list[Path], out: Path) -> int:
+def score_runs(run_dirs: list[Path], out: Path, note: str = "") -> int:
     """``ganzoo eval`` on runs at their last checkpoint (a copy, so a run still training is not
-    disturbed); records the step the checkpoint holds."""
+    disturbed); records the step the checkpoint holds, and the medians over the runs of each
+    architecture against its bars (as for trained runs)."""
     import tomllib
 
     import torch
 
     from dcgan_digits import eval_run
 
-    rows, missed = [], []
+    rows = []
     for rd in run_dirs:
         cfg = tomllib.loads((rd / "config.toml").read_text())
         with tempfile.TemporaryDirectory() as tmp:
@@ -145,14 +147,23 @@ def score_runs(run_dirs: list[Path], out: Path) -> int:
         for key, (op, bar) in BARS[row["arch"]].items():
             bar = 10 if bar == "classes" else bar
             row.setdefault("bars", {})[key] = {"value": row.get(key), "bar": f"{op} {bar}", "met": _passes(row.get(key, 0), op, bar)}
-            if not row["bars"][key]["met"]:
-                missed.append(f"{row['arch']} {key} at step {step}")
         print(json.dumps(row))
         rows.append(row)
-    result = {"benchmark": "digits28", "mode": "scored at the last checkpoint of a run stopped before its configured steps",
+    summary = {}
+    for arch in dict.fromkeys(r["arch"] for r in rows):
+        mine = [r for r in rows if r["arch"] == arch]
+        for key, (op, bar) in BARS[arch].items():
+            bar = 10 if bar == "classes" else bar
+            med = statistics.median(r.get(key, 0) for r in mine)
+            summary.setdefault(arch, {})[key] = {"median": med, "bar": f"{op} {bar}", "met": _passes(med, op, bar)}
+            print(f"{arch:<6} {len(mine)} runs  {key:<16} median {med:>7.3f}   {op} {bar}   "
+                  f"{'met' if summary[arch][key]['met'] else 'MISSED'}")
+    result = {"benchmark": "digits28", "mode": "scored at each run's last checkpoint (steps_trained)",
               "machine": machine(1, cpu=cpu_name(), loadavg=[round(v, 2) for v in os.getloadavg()],
-                                 note="the load average says how busy the machine was"),
-              "runs": rows}
+                                 note=note or "the load average says how busy the machine was"),
+              "summary": summary, "runs": rows}
+    # a bar counts on the median over the runs, as for trained runs; single runs' misses are in "runs"
+    missed = [f"{a} {k} median" for a, keys in summary.items() for k, v in keys.items() if not v["met"]]
     return finish(result, out, missed)
 
 
