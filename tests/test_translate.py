@@ -356,9 +356,26 @@ def test_ctrl_c_says_the_translated_images_are_kept(cyclegan, tmp_path, monkeypa
 
     monkeypatch.setattr(GanzooModel, "run", run_then_interrupt)
     r = invoke("translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "o", "--batch-size", "1", "--quiet")
-    line = assert_interrupted(r, "translated so far are kept")
+    line = assert_interrupted(r, "translated so far are kept", "--skip-existing to finish")
     assert "checkpoint" not in line
-    assert len(list((tmp_path / "o").glob("*.png"))) == 1
+    first = list((tmp_path / "o").glob("*.png"))
+    assert len(first) == 1
+    before = (first[0].stat().st_mtime_ns, first[0].read_bytes())
+    monkeypatch.setattr(GanzooModel, "run", real_run)
+    calls.clear()
+    cmd = ["translate", cyclegan / "G_AB.onnx", tmp_path / "photos", "--out-dir", tmp_path / "o", "--batch-size", "1", "--quiet"]
+    assert_user_error(invoke(*cmd), "1 of the 6 outputs already exist", first[0].name, "--skip-existing", "--overwrite")
+    r = invoke(*cmd, "--skip-existing")
+    assert r.code == 0, r.err
+    assert "translated 5 image(s)" in r.out and "1 image(s) already translated" in r.err
+    assert len(list((tmp_path / "o").glob("*.png"))) == 6
+    assert (first[0].stat().st_mtime_ns, first[0].read_bytes()) == before  # left as it was
+    r = invoke(*cmd, "--skip-existing")  # nothing left to do
+    assert r.code == 0 and "translated 0 image(s)" in r.out, r.err
+    r = invoke(*cmd, "--overwrite")
+    assert r.code == 0 and "translated 6 image(s)" in r.out, r.err
+    assert first[0].stat().st_mtime_ns != before[0]
+    assert_user_error(invoke(*cmd, "--overwrite", "--skip-existing"), "exclude each other")
 
 
 def test_a_bad_option_value_is_one_line_too(cyclegan, tmp_path):

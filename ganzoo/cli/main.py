@@ -62,7 +62,7 @@ def usage_line(exc: click.UsageError) -> str:
 INTERRUPTED = {
     "train": "interrupted; a run keeps its last checkpoint (continue with --resume RUN_DIR)",
     "sample": "interrupted; the sample files written so far are kept (with --out-dir: run the same command with --resume to finish)",
-    "translate": "interrupted; the images translated so far are kept in --out-dir",
+    "translate": "interrupted; the images translated so far are kept in --out-dir (run the same command with --skip-existing to finish)",
 }
 
 

@@ -28,9 +28,12 @@ from ..deploy.runtime import PROVIDER_CHOICES
 @click.option("--allow-fallback", is_flag=True, help="If the requested provider does not load, run on CPU instead of failing.")
 @click.option("--threads", type=int, default=0, show_default=True, help=".onnx only: intra-op threads (0: ONNX Runtime's default).")
 @click.option("--device", default="cpu", show_default=True, help="RUN_DIR only: PyTorch device.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs already in --out-dir (by default they are an error).")
+@click.option("--skip-existing", is_flag=True,
+              help="Translate only the inputs without an output in --out-dir yet: finishes an interrupted run.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def translate_cmd(source, inputs, out_dir, net, size, side_by_side, batch_size, max_pixels, provider, allow_fallback, threads,
-                  device, quiet):
+                  device, overwrite, skip_existing, quiet):
     """Translate images with an image-to-image model (CycleGAN's G_AB or G_BA), each at its own size.
 
     SOURCE is an exported .onnx file (ONNX Runtime, no PyTorch needed) or a run directory; INPUT is
@@ -52,5 +55,5 @@ def translate_cmd(source, inputs, out_dir, net, size, side_by_side, batch_size, 
 
     result = translate(source, list(inputs), out_dir, net=net, size=size, side_by_side=side_by_side, batch_size=batch_size,
                        max_pixels=max_pixels, progress=not quiet, log=log, provider=provider, allow_fallback=allow_fallback,
-                       threads=threads, device=device)
+                       threads=threads, device=device, overwrite=overwrite, skip_existing=skip_existing)
     click.echo(f"translated {len(result.written)} image(s) with {result.model} into {out_dir} [{result.provider}]")

@@ -164,9 +164,11 @@ def find_inputs(inputs: Sequence[str | Path]) -> tuple[list[Source], list[Path]]
     return found, skipped
 
 
-def assign_outputs(sources: list[Source], out_dir: Path) -> None:
+def assign_outputs(sources: list[Source], out_dir: Path, existing: str = "refuse") -> list[Source]:
     """``out_dir/STEM.png`` for each input; inputs sharing a stem get ``STEM_EXT.png`` (then ``_2``,
-    ``_3`` ...). An output that would overwrite an input is an error."""
+    ``_3`` ...). An output that would overwrite an input is an error; one that already exists is an
+    error for ``existing="refuse"``, replaced for ``"overwrite"``, and its input left out of the
+    returned list (what is still to translate) for ``"skip"``."""
     from collections import Counter
 
     stems = Counter(s.path.stem for s in sources)
@@ -182,6 +184,13 @@ def assign_outputs(sources: list[Source], out_dir: Path) -> None:
         s.out = out_dir / f"{candidate}.png"
         if s.out.resolve() in inputs:
             raise GanzooError(f"writing {s.out} would overwrite an input image; pass another --out-dir")
+    there = [s for s in sources if s.out.is_file()]
+    if there and existing == "refuse":
+        raise GanzooError(f"{len(there)} of the {len(sources)} outputs already exist in {out_dir} (e.g. {there[0].out.name}); "
+                          "pass --skip-existing to translate only the others (finishing an interrupted run), "
+                          "--overwrite to replace them, or another --out-dir")
+    kept = {id(s) for s in there}
+    return [s for s in sources if id(s) not in kept] if existing == "skip" else sources
 
 
 # -- sizes -------------------------------------------------------------------------------------------
@@ -290,7 +299,7 @@ def open_model(source: Any, net: str | None = None, *, provider: str = "auto", a
 def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_dir: str | Path, *, net: str | None = None,
               size: str | int = "native", side_by_side: bool = False, batch_size: int = DEFAULT_BATCH,
               max_pixels: int | None = None, progress: bool = True, log: Callable[[str, str], Any] | None = None,
-              **runtime: Any) -> TranslateResult:
+              overwrite: bool = False, skip_existing: bool = False, **runtime: Any) -> TranslateResult:
     """Translate every image in ``inputs`` (files, or folders of them) into ``out_dir``.
 
     ``model_or_run``: an ``.onnx`` file, a run directory or a loaded model (:func:`open_model`;
@@ -301,7 +310,9 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
     channel copied through; ``side_by_side``: input | output in one picture. Images of one size are
     run in batches of up to ``batch_size`` within ``max_pixels`` padded pixels per batch (default:
     from the memory available, :data:`BYTES_PER_ACTIVATION_FLOAT`). ``log(kind, message)`` (kind
-    ``warning`` or ``note``) hears what was skipped and converted as it happens. ``runtime``: the
+    ``warning`` or ``note``) hears what was skipped and converted as it happens. Outputs already in
+    ``out_dir`` are an error unless ``overwrite`` (replace them) or ``skip_existing`` (translate only
+    the inputs without one: how an interrupted run is finished; PNGs are written atomically). ``runtime``: the
     options of :func:`open_model` (``provider``, ``allow_fallback``, ``threads``, ``device``). Raises :class:`GanzooError` for a model that does not translate images,
     unreadable inputs, sizes the model cannot take, or an image too large for memory (checked before
     any work).
@@ -312,6 +323,8 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
         raise GanzooError(f"--batch-size must be at least 1, got {batch_size}")
     if max_pixels is not None and max_pixels < 1:
         raise GanzooError(f"--max-pixels must be at least 1, got {max_pixels}")
+    if overwrite and skip_existing:
+        raise GanzooError("--overwrite and --skip-existing exclude each other: replace the outputs, or keep them")
     size = parse_size(size)
     model = open_model(model_or_run, net, **runtime)
     info = model.info
@@ -322,8 +335,9 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
     if out.exists() and not out.is_dir():
         raise GanzooError(f"--out-dir {out_dir} is a file; pass a folder (it is created if missing)")
     sources, skipped = find_inputs(list(inputs))
-    assign_outputs(sources, out)
-    bound = check_sizes(info, sources, size, max_pixels)
+    todo = assign_outputs(sources, out, "overwrite" if overwrite else "skip" if skip_existing else "refuse")
+    done_before, sources = len(sources) - len(todo), todo
+    bound = check_sizes(info, sources, size, max_pixels) if sources else 0
     result = TranslateResult(skipped=skipped, provider=getattr(model, "provider", ""),
                              model=f"{info.architecture}/{info.network}")
 
@@ -339,6 +353,8 @@ def translate(model_or_run: Any, inputs: Sequence[str | Path] | str | Path, out_
     if skipped:
         shown = ", ".join(p.name for p in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
         note(f"skipped {len(skipped)} file(s) that are not readable images: {shown}", "warning")
+    if done_before:
+        note(f"{done_before} image(s) already translated in {out_dir} were left as they are (--skip-existing)")
     make_folder(out, "--out-dir")
 
     groups: dict[tuple[int, int], list[Source]] = {}
