@@ -11,6 +11,7 @@ the 16 px digits (benchmarks/dcgan_digits.py, cgan_digits.py):
 * cgan: conditional accuracy >= 90%.
 
     python benchmarks/digits28.py                   # one seed each, dcgan and cgan side by side
+    python benchmarks/digits28.py --archs dcgan --seeds 0 1 2 --jobs 3   # dcgan's 12,000 steps at 28 px: ~70 min on 2 cores
     python benchmarks/digits28.py --seeds 0 1 2 --archs cgan
     python benchmarks/digits28.py --steps 500 --keep /tmp/d28      # a quick look
     python benchmarks/digits28.py --score /tmp/d28/dcgan-seed0      # score a kept run as it stands (its last checkpoint)

@@ -11,6 +11,7 @@ per-step time over rounds; ratios are the median of within-round ratios.
 
     python benchmarks/threads.py                      # all three jobs (~10 min on 2 busy cores)
     python benchmarks/threads.py --jobs vanilla --rounds 5
+    python benchmarks/threads.py --jobs dcgan28 --json benchmarks/results/threads_dcgan28.json  # dcgan at 28 px
 
 Writes benchmarks/results/threads.json with the CPU, the core count, the load average and the busy
 cores sampled before every timing: the machine may be shared, and the figures say how busy it was.
@@ -34,6 +35,8 @@ from onnx_zoo import data_arg
 JOBS = {  # name -> (architecture, reference data kind, image size, batch size (None: the default), label)
     "vanilla": ("vanilla", None, 0, None, "README: ganzoo train vanilla (ring8, batch 256)"),
     "dcgan": ("dcgan", "rgb", 64, None, "DCGAN 64x64 RGB, batch 64"),
+    # MNIST's size and channels (the 8x8 digits served at 28 px cost what MNIST IDX files do)
+    "dcgan28": ("dcgan", "digits", 28, None, "DCGAN 28x28 gray (MNIST size), batch 64"),
     # batch 1, the CycleGAN paper's: at ganzoo's default of 16 one step at 128 px takes minutes on 2 shared cores
     "cyclegan": ("cyclegan", "unpaired", 128, 1, "CycleGAN 128x128 RGB, batch 1 (the paper's)"),
 }

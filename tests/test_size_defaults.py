@@ -60,3 +60,23 @@ def test_an_unknown_key_names_the_source(tmp_path):
     arch = dcgan_with({28: {"stepz": 10}})
     with pytest.raises(GanzooError, match=r"size_defaults\[28\] of 'dcgan':.*unknown key 'stepz'.*did you mean 'steps'"):
         cfg_of(arch, f"idx:{write_idx(tmp_path / 'm')}")
+
+
+def test_dcgan_trains_mnist_size_data_longer_and_says_so(tmp_path):
+    from types import SimpleNamespace
+
+    from ganzoo.cli.train import header_line
+    from tests.conftest import invoke
+
+    dcgan = get_registry().get("architecture", "dcgan")
+    cfg = cfg_of(dcgan, f"idx:{write_idx(tmp_path / 'm')}")
+    assert (cfg["image_size"], cfg["steps"]) == (28, 12000)
+    assert cfg_of(dcgan, "digits")["steps"] == 5000
+    info = SimpleNamespace(kind="image", height=28, width=28)
+    trainer = SimpleNamespace(cfg=cfg, start_step=0, p=SimpleNamespace(
+        spec=dcgan, dataset=SimpleNamespace(info=info), device=SimpleNamespace(type="cpu")))
+    assert header_line(trainer).endswith("steps 0 -> 12000 (dcgan's defaults at 28x28: steps=12000)")
+    r = invoke("info", "dcgan")
+    assert r.code == 0 and "at 28x28 px:    steps=12000" in r.out
+    r = invoke("train", "dcgan", "--help")
+    assert "At 28x28 px: steps 12000." in " ".join(r.out.split())
