@@ -103,6 +103,8 @@ def run_guarded(fn, *args, command=lambda: "", **kwargs):
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside a training loop: 130, as for SIGINT
         click.echo(f"ganzoo: {INTERRUPTED.get(command(), 'interrupted')}", err=True)
         raise click.exceptions.Exit(130) from None
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise  # click's own ways out (--help, a usage error): not failures
     except Exception as exc:  # a plugin's bug, in any command: one line naming the plugin
         _plugin_failure(exc)
         raise  # ganzoo's own bug: the traceback is what its authors need
@@ -112,9 +114,9 @@ def _plugin_failure(exc: BaseException) -> None:
     """Raise a one-line error naming the plugin whose code raised ``exc`` (exit code 1); return when
     no plugin's code is in its traceback. ``GANZOO_TRACEBACK=1`` shows the traceback instead."""
     from ..errors import plugin_failure_line
-    from ..registry import loaded_registry
 
-    reg = loaded_registry()
+    registry = sys.modules.get("ganzoo.registry")  # not imported: no plugin ran (and pluggy may be absent)
+    reg = registry.loaded_registry() if registry is not None else None
     record = reg.blame(exc) if reg is not None else None
     if record is None or os.environ.get("GANZOO_TRACEBACK", "") not in ("", "0"):
         return
