@@ -119,7 +119,7 @@ def test_the_onnx_path_works_with_numpy_onnxruntime_pillow_and_click_only(tmp_pa
 import sys, numpy as np, ganzoo
 # every torch-free module (DESIGN.md) imports here, where torch, pluggy and onnx are not installed
 import ganzoo.runtime, ganzoo.deploy.contract, ganzoo.deploy.pictures, ganzoo.deploy.cpu_graph
-import ganzoo.deploy.bulk, ganzoo.deploy.progress, ganzoo.cli.main, ganzoo.cli.sample, ganzoo.cli.translate
+import ganzoo.deploy.bulk, ganzoo.deploy.progress, ganzoo.deploy.image_inputs, ganzoo.cli.main, ganzoo.cli.sample, ganzoo.cli.translate
 from ganzoo.deploy.runtime import GanzooModel
 from ganzoo.deploy.translate import translate
 m = GanzooModel({str(cond)!r}, provider="cpu")
