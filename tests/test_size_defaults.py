@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from ganzoo import hookimpl
 from ganzoo.engine.config import resolve
 from ganzoo.errors import GanzooError
 from ganzoo.registry import get_registry
@@ -80,3 +81,32 @@ def test_dcgan_trains_mnist_size_data_longer_and_says_so(tmp_path):
     assert r.code == 0 and "at 28x28 px:    steps=12000" in r.out
     r = invoke("train", "dcgan", "--help")
     assert "At 28x28 px: steps 12000." in " ".join(r.out.split())
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ({28: {"lr_g": "abc"}}, "size_defaults[28] of 'dcgan': lr_g: expected a number"),
+    ({"28": {"steps": 9}}, "size_defaults['28'] of 'dcgan': expected a positive image side in px"),
+    ({32: {"loss": "ns"}}, "size_defaults[32] of 'dcgan': 'loss' cannot depend on the image size"),
+])
+def test_a_broken_entry_is_one_line_at_any_size_and_in_info(bad, fragment):
+    from ganzoo.registry import Registry, set_registry
+    from tests.conftest import assert_user_error, invoke
+
+    arch = dcgan_with(bad)
+    with pytest.raises(GanzooError) as err:
+        cfg_of(arch, "digits")  # trains at 16 px: the broken entry is for another size
+    assert fragment in str(err.value)
+
+    class Broken:
+        @hookimpl
+        def ganzoo_architectures(self):
+            return [dataclasses.replace(arch, name="broken-sizes")]
+
+    reg = Registry()
+    reg.load_entry_points()
+    reg.register(Broken(), "broken-test")
+    previous = set_registry(reg)
+    try:
+        assert_user_error(invoke("info", "broken-sizes"), fragment.replace("'dcgan'", "'broken-sizes'"))
+    finally:
+        set_registry(previous)

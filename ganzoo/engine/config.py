@@ -79,12 +79,12 @@ def _why(exc: Exception, typ: type, value: Any) -> str:
     return text if text.startswith("expected") else f"expected {_EXPECTED.get(typ, typ.__name__)}, got {value!r}"
 
 
-def _parse(key: str, typ: type, value: Any) -> Any:
+def _parse(key: str, typ: type, value: Any, source: str = "--set") -> Any:
     probe = HParam(key if key.isidentifier() else "value", typ, None)
     try:
         return probe.parse(value)
     except (ValueError, TypeError) as exc:
-        raise GanzooError(f"--set {key}: {_why(exc, typ, value)}") from None
+        raise GanzooError(f"{source} {key}: {_why(exc, typ, value)}") from None
 
 
 def valid_keys(arch: ArchitectureSpec) -> list[str]:
@@ -108,7 +108,7 @@ def resolve_key(arch: ArchitectureSpec, key: str, value: Any, source: str = "--s
         except (ValueError, TypeError) as exc:
             raise GanzooError(f"{source} {bare}: {_why(exc, hp.type, value)}") from None
     if key in FIELDS:
-        return "run", key, _parse(key, FIELDS[key][0], value)
+        return "run", key, _parse(key, FIELDS[key][0], value, source)
     keys = valid_keys(arch)
     raise GanzooError(
         f"{source}: unknown key '{key}'{did_you_mean(key, keys)} for '{arch.name}'; "
@@ -290,8 +290,13 @@ def size_settings(arch: ArchitectureSpec, size: int) -> tuple[dict[str, Any], di
     ({}, {}) when it has none for that size. Raises GanzooError for a key it cannot set."""
     run: dict[str, Any] = {}
     hps: dict[str, Any] = {}
-    for key, value in arch.size_defaults.get(size, {}).items():
-        source = f"size_defaults[{size}] of '{arch.name}':"
+    if size not in arch.size_defaults:
+        return run, hps
+    source = f"size_defaults[{size!r}] of '{arch.name}':"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1 or not isinstance(arch.size_defaults[size], Mapping):
+        raise GanzooError(f"{source} expected a positive image side in px mapped to {{key: value}}, "
+                          f"got {size!r}: {arch.size_defaults[size]!r}; report this to the plugin's authors")
+    for key, value in arch.size_defaults[size].items():
         if key in NOT_PER_SIZE:
             raise GanzooError(f"{source} '{key}' cannot depend on the image size (it is chosen before the size); "
                               f"set it in the architecture's defaults or data_defaults")
@@ -306,6 +311,8 @@ def _apply_size_defaults(arch: ArchitectureSpec, cfg: dict[str, Any], run_above:
     record what they changed in ``cfg["decisions"]["size_defaults"]`` ("dcgan's defaults at 28x28:
     steps=8000"), for the run's
     first line and config.toml."""
+    for size in arch.size_defaults:  # every entry, so a plugin's mistake shows at any size it trains at
+        size_settings(arch, size)
     if not arch.size_defaults or not cfg.get("image_size"):
         return
     run, hps = size_settings(arch, int(cfg["image_size"]))
