@@ -75,3 +75,4 @@ def test_ganzoo_traceback_shows_the_traceback(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("GANZOO_TRACEBACK", "1")
     r = cli("sample", run, "-n", "4", "--out", tmp_path / "x.npy")
     assert isinstance(r.exception, ValueError) and "broke on purpose" in str(r.exception)
+    assert r.err.startswith("ganzoo: error: plugin 'flaky-test'") and "GANZOO_TRACEBACK" not in r.err  # the line too

@@ -376,6 +376,10 @@ def test_ctrl_c_says_the_translated_images_are_kept(cyclegan, tmp_path, monkeypa
     assert r.code == 0 and "translated 6 image(s)" in r.out, r.err
     assert first[0].stat().st_mtime_ns != before[0]
     assert_user_error(invoke(*cmd, "--overwrite", "--skip-existing"), "exclude each other")
+    first[0].unlink()
+    first[0].mkdir()  # a folder where an output goes: refused before any work, whatever the option
+    for option in ("--overwrite", "--skip-existing"):
+        assert_user_error(invoke(*cmd, option), f"{first[0]} is in the way of an output")
 
 
 def test_a_bad_option_value_is_one_line_too(cyclegan, tmp_path):

@@ -112,13 +112,17 @@ def run_guarded(fn, *args, command=lambda: "", **kwargs):
 
 def _plugin_failure(exc: BaseException) -> None:
     """Raise a one-line error naming the plugin whose code raised ``exc`` (exit code 1); return when
-    no plugin's code is in its traceback. ``GANZOO_TRACEBACK=1`` shows the traceback instead."""
+    no plugin's code is in its traceback. With ``GANZOO_TRACEBACK=1`` it prints the line and returns,
+    so the caller's ``raise`` shows the traceback too."""
     from ..errors import plugin_failure_line
 
     registry = sys.modules.get("ganzoo.registry")  # not imported: no plugin ran (and pluggy may be absent)
     reg = registry.loaded_registry() if registry is not None else None
     record = reg.blame(exc) if reg is not None else None
-    if record is None or os.environ.get("GANZOO_TRACEBACK", "") not in ("", "0"):
+    if record is None:
+        return
+    if os.environ.get("GANZOO_TRACEBACK", "") not in ("", "0"):  # the line, then the traceback
+        click.echo(f"ganzoo: error: {plugin_failure_line(record, exc)}", err=True)
         return
     err = UserError(plugin_failure_line(record, exc) + " (GANZOO_TRACEBACK=1 shows the traceback)")
     err.exit_code = 1

@@ -101,6 +101,9 @@ def assign_outputs(sources: list[Source], out_dir: Path, existing: str = "refuse
         s.out = out_dir / f"{candidate}.png"
         if s.out.resolve() in inputs:
             raise GanzooError(f"writing {s.out} would overwrite an input image; pass another --out-dir")
+    blocked = next((s.out for s in sources if s.out.exists() and not s.out.is_file()), None)
+    if blocked is not None:
+        raise GanzooError(f"{blocked} is in the way of an output (it is not a file); remove it or pass another --out-dir")
     there = [s for s in sources if s.out.is_file()]
     if there and existing == "refuse":
         raise GanzooError(f"{len(there)} of the {len(sources)} outputs already exist in {out_dir} (e.g. {there[0].out.name}); "
