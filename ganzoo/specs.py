@@ -144,7 +144,7 @@ class ArchitectureSpec:
     # Defaults for one image size (the side in px the run trains at, once chosen: see
     # ganzoo/engine/image_size.py), keys as for ``--set`` except data, image_size, loss, penalty and
     # variant; applied over ``defaults`` and ``data_defaults``, below everything else, like them. For
-    # settings that a larger image needs, e.g. dcgan: {28: {"steps": 8000}} (MNIST-size data needs more
+    # settings that a larger image needs, e.g. dcgan: {28: {"steps": 12000}} (MNIST-size data needs more
     # steps than the 16 px digits to reach the same quality). ``ganzoo info ARCH`` shows them and the
     # run's first line says when they applied.
     size_defaults: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)

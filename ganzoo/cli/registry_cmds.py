@@ -142,8 +142,7 @@ def info_cmd(arch, as_json):
     if s.size_defaults:  # a plugin's broken entry: one line here rather than at some run's size
         from ..engine.config import size_settings
 
-        for size in s.size_defaults:
-            size_settings(s, size)
+        size_settings(s)
     hps = [{"name": h.name, "type": h.type.__name__, "default": h.default, "help": h.help,
             **({"choices": list(h.choices)} if h.choices else {})} for h in s.hparams]
     opt = {g: {"optimizer": o.name, "lr": o.lr, "betas": list(o.betas)} for g, o in s.optimizers.items()}

@@ -1,8 +1,9 @@
 """Resolving a run's configuration.
 
 Precedence, lowest first: engine defaults -> the architecture's defaults -> its defaults for the kind
-of data (``data_defaults``) and for the image size the run trains at (``size_defaults``) -> the loss's and the penalty's suggestions (only for a loss or penalty
-other than the architecture's own default, whose settings it has tuned) -> the architecture's variant
+of data (``data_defaults``) and for the image size the run trains at (``size_defaults``) -> the
+loss's and the penalty's suggestions (only for a loss or penalty other than the architecture's own
+default, whose settings it has tuned) -> the architecture's variant
 (``--set variant=NAME``) -> ``--config FILE.toml`` -> command-line options and ``--set key=value``.
 The resolved configuration is written to ``config.toml`` in the run directory and is itself a valid
 ``--config`` file.
@@ -285,37 +286,35 @@ def resolve(registry: Registry, arch: ArchitectureSpec, run: Mapping[str, Any], 
 NOT_PER_SIZE = ("data", "image_size", "loss", "penalty", "variant")
 
 
-def size_settings(arch: ArchitectureSpec, size: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The (run, hparams) settings of ``arch.size_defaults`` for ``size`` x ``size`` images;
-    ({}, {}) when it has none for that size. Raises GanzooError for a key it cannot set."""
-    run: dict[str, Any] = {}
-    hps: dict[str, Any] = {}
-    if size not in arch.size_defaults:
-        return run, hps
-    source = f"size_defaults[{size!r}] of '{arch.name}':"
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1 or not isinstance(arch.size_defaults[size], Mapping):
-        raise GanzooError(f"{source} expected a positive image side in px mapped to {{key: value}}, "
-                          f"got {size!r}: {arch.size_defaults[size]!r}; report this to the plugin's authors")
-    for key, value in arch.size_defaults[size].items():
-        if key in NOT_PER_SIZE:
-            raise GanzooError(f"{source} '{key}' cannot depend on the image size (it is chosen before the size); "
-                              f"set it in the architecture's defaults or data_defaults")
-        section, k2, parsed = resolve_key(arch, key, value, source=source)
-        (hps if section == "hparams" else run)[k2] = parsed
-    return run, hps
+def size_settings(arch: ArchitectureSpec) -> dict[Any, tuple[dict[str, Any], dict[str, Any]]]:
+    """Every entry of ``arch.size_defaults`` as {size: (run, hparams) settings}, validated; {} when it
+    has none. Raises GanzooError naming the entry for a side that is not a positive int, a key it
+    cannot set or a value of the wrong type."""
+    out: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for size, settings in arch.size_defaults.items():
+        source = f"size_defaults[{size!r}] of '{arch.name}':"
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1 or not isinstance(settings, Mapping):
+            raise GanzooError(f"{source} expected a positive image side in px mapped to {{key: value}}, "
+                              f"got {size!r}: {settings!r}; report this to the plugin's authors")
+        run: dict[str, Any] = {}
+        hps: dict[str, Any] = {}
+        for key, value in settings.items():
+            if key in NOT_PER_SIZE:
+                raise GanzooError(f"{source} '{key}' cannot depend on the image size (it is chosen before the size); "
+                                  f"set it in the architecture's defaults or data_defaults")
+            section, k2, parsed = resolve_key(arch, key, value, source=source)
+            (hps if section == "hparams" else run)[k2] = parsed
+        out[size] = (run, hps)
+    return out
 
 
 def _apply_size_defaults(arch: ArchitectureSpec, cfg: dict[str, Any], run_above: set[str], hps_above: set[str]) -> None:
     """Apply ``arch.size_defaults`` for the chosen image size to what nothing above the architecture's
     own defaults set (a loss's or penalty's suggestions, a variant, --config, the user's options), and
     record what they changed in ``cfg["decisions"]["size_defaults"]`` ("dcgan's defaults at 28x28:
-    steps=8000"), for the run's
-    first line and config.toml."""
-    for size in arch.size_defaults:  # every entry, so a plugin's mistake shows at any size it trains at
-        size_settings(arch, size)
-    if not arch.size_defaults or not cfg.get("image_size"):
-        return
-    run, hps = size_settings(arch, int(cfg["image_size"]))
+    steps=12000") for the run's first line and config.toml. Every entry is validated, so a plugin's
+    mistake shows at whatever size it trains at."""
+    run, hps = size_settings(arch).get(int(cfg.get("image_size") or 0), ({}, {}))
     applied = {k: v for k, v in run.items() if k not in run_above}
     applied_hps = {k: v for k, v in hps.items() if k not in hps_above}
     cfg.update(applied)
